@@ -1,0 +1,78 @@
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/** Every external program imagepe drives, the Debian package that ships it, and what for. */
+export interface ToolInfo {
+  name: string;
+  debianPackage: string;
+  purpose: string;
+}
+
+export const TOOLS: readonly ToolInfo[] = [
+  { name: 'wimlib-imagex', debianPackage: 'wimtools', purpose: 'WIM capture, apply and the other ImageX verbs' },
+  { name: 'ntfsls', debianPackage: 'ntfs-3g', purpose: 'checks whether an NTFS volume is empty before apply' },
+  { name: 'mkfs.ntfs', debianPackage: 'ntfs-3g', purpose: 'formats NTFS volumes' },
+  { name: 'fusermount3', debianPackage: 'fuse3', purpose: 'WIM mount and mountrw (FUSE)' },
+  { name: 'getfattr', debianPackage: 'attr', purpose: 'reads extended attributes in tests and checks' },
+  { name: 'sfdisk', debianPackage: 'fdisk', purpose: 'writes and reads partition tables' },
+  { name: 'sgdisk', debianPackage: 'gdisk', purpose: 'GPT repairs and checks' },
+  { name: 'wipefs', debianPackage: 'util-linux', purpose: 'lists and erases filesystem signatures' },
+  { name: 'blkid', debianPackage: 'util-linux', purpose: 'reads filesystem labels and UUIDs' },
+  { name: 'partx', debianPackage: 'util-linux', purpose: 'tells the kernel about new partitions' },
+  { name: 'lsblk', debianPackage: 'util-linux', purpose: 'lists disks and what they hold' },
+  { name: 'blockdev', debianPackage: 'util-linux', purpose: 'reads disk and sector sizes' },
+  { name: 'findmnt', debianPackage: 'util-linux', purpose: 'finds mounts' },
+  { name: 'mkswap', debianPackage: 'util-linux', purpose: 'formats swap partitions' },
+  { name: 'losetup', debianPackage: 'mount', purpose: 'attaches disk image files as loop devices' },
+  { name: 'mount', debianPackage: 'mount', purpose: 'mounts volumes' },
+  { name: 'umount', debianPackage: 'mount', purpose: 'unmounts volumes' },
+  { name: 'mkfs.ext4', debianPackage: 'e2fsprogs', purpose: 'formats ext4 volumes' },
+  { name: 'mkfs.vfat', debianPackage: 'dosfstools', purpose: 'formats FAT volumes (ESP)' },
+  { name: 'mkfs.xfs', debianPackage: 'xfsprogs', purpose: 'formats XFS volumes' },
+  { name: 'xorriso', debianPackage: 'xorriso', purpose: 'writes the hybrid ISO' },
+  { name: 'grub-mkimage', debianPackage: 'grub-common', purpose: 'builds GRUB boot images' },
+  { name: 'mformat', debianPackage: 'mtools', purpose: 'builds the ESP image of the ISO' },
+  { name: 'zstd', debianPackage: 'zstd', purpose: 'compresses the initramfs' },
+  { name: 'cpio', debianPackage: 'cpio', purpose: 'packs the initramfs' },
+  { name: 'busybox', debianPackage: 'busybox-static', purpose: 'the shell and tools of the PE' },
+  { name: 'modinfo', debianPackage: 'kmod', purpose: 'resolves kernel module dependencies' },
+  { name: 'qemu-system-x86_64', debianPackage: 'qemu-system-x86', purpose: 'boots the PE and deployed disks in tests' },
+  { name: 'qemu-img', debianPackage: 'qemu-utils', purpose: 'creates virtual disks' },
+  { name: 'smbd', debianPackage: 'samba', purpose: 'serves the image share to QEMU guests' },
+  { name: 'mount.cifs', debianPackage: 'cifs-utils', purpose: 'mounts SMB image shares' },
+];
+
+export function toolInfo(name: string): ToolInfo | undefined {
+  return TOOLS.find((t) => t.name === name);
+}
+
+/**
+ * Root's PATH on Debian includes the sbin directories, an ordinary user's does not; the tools
+ * imagepe drives live in both, so they are always searched.
+ */
+export function searchPath(env: NodeJS.ProcessEnv = process.env): string[] {
+  const dirs = (env.PATH ?? '').split(delimiter).filter(Boolean);
+  for (const extra of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
+    if (!dirs.includes(extra)) dirs.push(extra);
+  }
+  return dirs;
+}
+
+/** The absolute path of an executable found on the search path, or undefined. */
+export function findTool(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (name.includes('/')) return isExecutable(name) ? name : undefined;
+  for (const dir of searchPath(env)) {
+    const candidate = join(dir, name);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,19 @@
+// Unit tests are pure and fast; integration tests drive the real tools (wimlib, sfdisk, mkfs,
+// loop devices) and need root plus the packages scripts/setup installs; e2e tests boot QEMU.
+const common = {
+  preset: 'ts-jest/presets/default-esm',
+  testEnvironment: 'node',
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.test.json', isolatedModules: true }],
+  },
+  modulePathIgnorePatterns: ['<rootDir>/dist/'],
+};
+
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/**/*.test.ts'], testPathIgnorePatterns: ['/node_modules/', '/dist/', '\\.integration\\.test\\.ts$', '\\.e2e\\.test\\.ts$'] },
+    { ...common, displayName: 'integration', testMatch: ['<rootDir>/**/*.integration.test.ts'], testTimeout: 120_000 },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/**/*.e2e.test.ts'], testTimeout: 600_000 },
+  ],
+};
