@@ -5,12 +5,13 @@ const common = {
   testEnvironment: 'node',
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
-    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.test.json', isolatedModules: true }],
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.test.json'}],
   },
   modulePathIgnorePatterns: ['<rootDir>/dist/'],
 };
 
 export default {
+  reporters: ['default', '<rootDir>/test-support/summary-reporter.cjs'],
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/**/*.test.ts'], testPathIgnorePatterns: ['/node_modules/', '/dist/', '\\.integration\\.test\\.ts$', '\\.e2e\\.test\\.ts$'] },
     { ...common, displayName: 'integration', testMatch: ['<rootDir>/**/*.integration.test.ts'], testTimeout: 120_000 },

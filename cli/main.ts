@@ -17,7 +17,7 @@ try {
     .demandCommand(1, 'Name a command; imagepe --help lists them.')
     .strict()
     .recommendCommands()
-    .wrap(Math.min(110, process.stdout.columns || 100))
+    .wrap(Math.min(120, process.stdout.columns || 120))
     .fail((message, error) => {
       if (error) throw error;
       throw new ImagepeError('INVALID_INPUT', message, { hint: 'Run imagepe <command> --help for the options of a command.' });

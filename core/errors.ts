@@ -95,8 +95,9 @@ export class CommandTimeoutError extends ImagepeError {
     readonly command: string,
     readonly timeoutMs: number,
     readonly stderrTail: string,
+    how = 'did not finish within',
   ) {
-    super('COMMAND_TIMEOUT', `${command} did not finish within ${Math.round(timeoutMs / 1000)} s and was stopped${stderrTail ? `\n${indent(stderrTail)}` : ''}`, {
+    super('COMMAND_TIMEOUT', `${command} ${how} ${Math.round(timeoutMs / 1000)} s and was stopped${stderrTail ? `\n${indent(stderrTail)}` : ''}`, {
       hint: 'Check that the device or share it works on responds; raise the timeout if the job is simply large.',
     });
   }

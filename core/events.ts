@@ -11,7 +11,8 @@ export interface ProgressEvent {
   phase: string;
   unit: 'bytes' | 'files' | 'images' | 'parts';
   done: number;
-  total: number;
+  /** Absent while the total is not known yet (wimlib's scan phase). */
+  total?: number;
   /** Units per second, smoothed; absent until two samples exist. */
   rate?: number;
   etaSeconds?: number;
@@ -42,7 +43,9 @@ export const ignoreEvents: EventSink = () => {};
  * rate steady when a tool reports in bursts (wimlib reports per chunk, not per second).
  */
 export class RateMeter {
-  private lastTime: number | undefined;
+  private startTime: number | undefined;
+  private startDone = 0;
+  private lastTime = 0;
   private lastDone = 0;
   private smoothed: number | undefined;
 
@@ -51,28 +54,34 @@ export class RateMeter {
     private readonly halfLifeMs = 2_000,
   ) {}
 
-  sample(done: number, total: number): { rate?: number; etaSeconds?: number } {
+  sample(done: number, total: number | undefined): { rate?: number; etaSeconds?: number } {
     const t = this.now();
-    if (this.lastTime === undefined || done < this.lastDone) {
-      this.lastTime = t;
-      this.lastDone = done;
+    if (this.startTime === undefined || done < this.lastDone) {
+      this.startTime = this.lastTime = t;
+      this.startDone = this.lastDone = done;
       this.smoothed = undefined;
       return {};
     }
     const dt = t - this.lastTime;
     if (dt <= 0) return this.result(done, total);
-    const instant = ((done - this.lastDone) * 1000) / dt;
-    const alpha = 1 - Math.pow(0.5, dt / this.halfLifeMs);
-    this.smoothed = this.smoothed === undefined ? instant : this.smoothed + alpha * (instant - this.smoothed);
+    const elapsed = t - this.startTime;
+    if (elapsed < this.halfLifeMs) {
+      // Too early for a moving average: the average since the start is steadier than the first instants.
+      this.smoothed = ((done - this.startDone) * 1000) / elapsed;
+    } else {
+      const instant = ((done - this.lastDone) * 1000) / dt;
+      const alpha = 1 - Math.pow(0.5, dt / this.halfLifeMs);
+      this.smoothed = this.smoothed === undefined ? instant : this.smoothed + alpha * (instant - this.smoothed);
+    }
     this.lastTime = t;
     this.lastDone = done;
     return this.result(done, total);
   }
 
-  private result(done: number, total: number): { rate?: number; etaSeconds?: number } {
+  private result(done: number, total: number | undefined): { rate?: number; etaSeconds?: number } {
     if (this.smoothed === undefined) return {};
     const rate = this.smoothed;
-    const etaSeconds = rate > 0 && total >= done ? (total - done) / rate : undefined;
+    const etaSeconds = rate > 0 && total !== undefined && total >= done ? (total - done) / rate : undefined;
     return etaSeconds === undefined ? { rate } : { rate, etaSeconds };
   }
 }

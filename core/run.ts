@@ -1,4 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
+import { readFile, readdir } from 'node:fs/promises';
 import { execa } from 'execa';
 import { CancelledError, CommandFailedError, CommandTimeoutError, ToolMissingError } from './errors.js';
 import { findTool, searchPath, toolInfo } from './tools.js';
@@ -6,6 +7,11 @@ import { findTool, searchPath, toolInfo } from './tools.js';
 export interface RunOptions {
   /** Kill the program after this long. Every call has one; the default suits short queries. */
   timeoutMs?: number;
+  /**
+   * Kill the program when it has printed nothing for this long. Long jobs (a 20 GB apply from
+   * a share) set a generous total timeout and rely on this to notice a hang early.
+   */
+  idleTimeoutMs?: number;
   signal?: AbortSignal;
   cwd?: string;
   env?: Record<string, string | undefined>;
@@ -49,9 +55,6 @@ export async function run(command: string, args: readonly string[], options: Run
   const started = Date.now();
   const child = execa(file, [...args], {
     reject: false,
-    timeout: timeoutMs,
-    cancelSignal: options.signal,
-    forceKillAfterDelay: 5_000,
     cwd: options.cwd,
     env: { ...env, PATH: searchPath(env).join(':'), LC_ALL: 'C' },
     extendEnv: false,
@@ -63,13 +66,41 @@ export async function run(command: string, args: readonly string[], options: Run
   });
   if (options.onStdoutLine) splitLines(child.stdout, options.onStdoutLine);
   if (options.onStderrLine) splitLines(child.stderr, options.onStderrLine);
-  const result = await child;
+
+  // Timeouts and cancellation stop the whole process tree: a helper the tool started (a shell's
+  // child, a mount helper) would otherwise keep the output pipes open and the call would hang.
+  let stoppedBy: 'timeout' | 'idle' | 'cancel' | undefined;
+  const stop = (why: 'timeout' | 'idle' | 'cancel') => {
+    if (stoppedBy) return;
+    stoppedBy = why;
+    if (child.pid !== undefined) void killTree(child.pid);
+  };
+  const timer = setTimeout(() => stop('timeout'), timeoutMs);
+  const idleMs = options.idleTimeoutMs;
+  let idleTimer: NodeJS.Timeout | undefined;
+  if (idleMs !== undefined) {
+    const arm = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => stop('idle'), idleMs);
+    };
+    arm();
+    child.stdout?.on('data', arm);
+    child.stderr?.on('data', arm);
+  }
+  const onAbort = () => stop('cancel');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const result = await child.finally(() => {
+    clearTimeout(timer);
+    clearTimeout(idleTimer);
+    options.signal?.removeEventListener('abort', onAbort);
+  });
   const durationMs = Date.now() - started;
   const stdout = String(result.stdout ?? '');
   const stderr = String(result.stderr ?? '');
 
-  if (result.isCanceled || (options.signal?.aborted && result.failed)) throw new CancelledError(options.what ?? command);
-  if (result.timedOut) throw new CommandTimeoutError(command, timeoutMs, tail(stderr));
+  if (stoppedBy === 'cancel') throw new CancelledError(options.what ?? command);
+  if (stoppedBy === 'timeout') throw new CommandTimeoutError(command, timeoutMs, tail(stderr));
+  if (stoppedBy === 'idle') throw new CommandTimeoutError(command, idleMs ?? 0, tail(stderr), 'printed nothing for');
   const ok = options.okExitCodes ?? [0];
   if (result.exitCode === undefined || !ok.includes(result.exitCode)) {
     throw new CommandFailedError(
@@ -115,4 +146,42 @@ function splitLines(stream: NodeJS.ReadableStream | null, onLine: (line: string)
     if (pending.length > 0) onLine(pending);
     pending = '';
   });
+}
+
+/** SIGTERM to a process and all its descendants (read from /proc), SIGKILL to survivors after 5 s. */
+async function killTree(pid: number): Promise<void> {
+  const pids = [...(await descendants(pid)), pid];
+  const send = (sig: NodeJS.Signals) => {
+    for (const p of pids) {
+      try {
+        process.kill(p, sig);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  send('SIGTERM');
+  setTimeout(() => send('SIGKILL'), 5_000).unref();
+}
+
+async function descendants(root: number): Promise<number[]> {
+  const parentOf = new Map<number, number>();
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // The command name is in parentheses and may hold spaces; the parent pid is the 2nd field after it.
+    const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (after[1]) parentOf.set(Number(name), Number(after[1]));
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, parent] of parentOf) {
+      if (parent === p) {
+        walk(child);
+        out.push(child);
+      }
+    }
+  };
+  walk(root);
+  return out;
 }
