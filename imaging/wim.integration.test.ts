@@ -4,7 +4,7 @@ import { copyFile, mkdir, open, readFile, readdir, stat, truncate, writeFile } f
 import { join } from 'node:path';
 import type { ImagepeEvent, ProgressEvent } from '../core/index.js';
 import { run } from '../core/index.js';
-import { allocatedBytes, makeRichTree, removeDir, snapshotTree, tempDir } from '../test-support/tree.js';
+import { allocatedBytes, makeRichTree, removeDir, snapshotTree, sparseFile, tempDir } from '../test-support/tree.js';
 import * as wim from './index.js';
 
 let work: string;
@@ -292,9 +292,7 @@ describe('NTFS volumes', () => {
   let volume: string;
 
   beforeAll(async () => {
-    volume = join(work, 'ntfs.img');
-    await writeFile(volume, '');
-    await truncate(volume, 64 * 1024 * 1024);
+    volume = await sparseFile(join(work, 'ntfs.img'), 64 * 1024 * 1024);
     await run('mkfs.ntfs', ['--force', '--quick', '--label', 'Windows', volume]);
   });
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmod, chown, link, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, lstat, mkdir, mkdtemp, open, readFile, readdir, readlink, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { run } from '../core/index.js';
@@ -10,6 +10,14 @@ export async function tempDir(prefix: string): Promise<string> {
 
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
+}
+
+/** A sparse file of `size` bytes: a blank disk image that costs no space until written. */
+export async function sparseFile(path: string, size: number): Promise<string> {
+  const fh = await open(path, 'w');
+  await fh.truncate(size);
+  await fh.close();
+  return path;
 }
 
 /**

@@ -1,0 +1,82 @@
+import { createInterface } from 'node:readline/promises';
+import type { CommandModule } from 'yargs';
+import { ImagepeError, formatBytes, type ImagepeEvent } from '../../core/index.js';
+import { apply, loadLayout, plan, renderPlanTable, renderSfdiskScript, resolveTarget, type Plan, type Result } from '../../partition/index.js';
+import { printJson } from '../output.js';
+
+interface PartitionArgs {
+  layout: string;
+  disk: string | undefined;
+  'dry-run': boolean;
+  yes: boolean;
+  'sector-size': number | undefined;
+  json: boolean;
+}
+
+export const partitionCommand: CommandModule<{ json: boolean }, PartitionArgs> = {
+  command: 'partition',
+  describe: 'Partition and format a disk (or disk image file) from a declarative layout, then verify it',
+  builder: (y) =>
+    y
+      .option('layout', { type: 'string', demandOption: true, describe: 'Layout file (YAML or JSON)' })
+      .option('disk', { type: 'string', describe: 'Block device or disk image file; defaults to the disk the layout names' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'Show the plan and the sfdisk script; change nothing' })
+      .option('yes', { type: 'boolean', default: false, describe: 'Do not ask before writing' })
+      .option('sector-size', { type: 'number', choices: [512, 4096], describe: 'Sector size to use for a disk image file (4096 for 4Kn)' })
+      .example('$0 partition --layout templates/layouts/uefi-bios-gpt.yaml --disk /dev/sdb --dry-run', 'show what would be written')
+      .example('$0 partition --layout layout.yaml --disk disk.img --yes --json', 'partition an image file without asking'),
+  handler: async (args) => {
+    const layout = await loadLayout(args.layout);
+    const disk = await resolveTarget(layout.disk, args.disk, args['sector-size'] !== undefined ? { sectorSize: args['sector-size'] } : {});
+    const planned = plan(layout, disk);
+
+    if (args['dry-run']) {
+      if (args.json) printJson({ type: 'plan', plan: planSummary(planned), sfdiskScript: renderSfdiskScript(planned) });
+      else process.stdout.write(`${renderPlanTable(planned)}\nsfdisk script:\n${renderSfdiskScript(planned)}`);
+      return;
+    }
+
+    if (!args.yes) await confirm(planned);
+
+    const result = await apply(planned, { events: args.json ? (e) => printJson(e) : printEvent });
+    if (args.json) printJson({ type: 'result', result });
+    else process.stdout.write(renderResult(result));
+  },
+};
+
+async function confirm(planned: Plan): Promise<void> {
+  if (!process.stdin.isTTY) {
+    throw new ImagepeError('REFUSED', `not partitioning ${planned.disk.path} without confirmation`, {
+      hint: 'Pass --yes to partition without asking (stdin is not a terminal), or --dry-run to only see the plan.',
+    });
+  }
+  process.stderr.write(renderPlanTable(planned));
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const what = planned.wipe ? 'erase everything on it and write this layout' : 'write this layout';
+    const answer = await rl.question(`\n${what} to ${planned.disk.path} (${formatBytes(planned.disk.sizeBytes)})? Type yes to go on: `);
+    if (answer.trim().toLowerCase() !== 'yes') throw new ImagepeError('CANCELLED', `partitioning ${planned.disk.path} was cancelled`);
+  } finally {
+    rl.close();
+  }
+}
+
+function printEvent(e: ImagepeEvent): void {
+  if (e.type === 'step' && e.status !== 'done') process.stderr.write(`${e.status === 'skipped' ? 'skip' : '==>'} ${e.step}${e.detail ? `: ${e.detail}` : ''}\n`);
+  if (e.type === 'message') process.stderr.write(`${e.level}: ${e.text}\n`);
+}
+
+function planSummary(p: Plan): Record<string, unknown> {
+  const { layout: _layout, ...rest } = p;
+  return rest;
+}
+
+function renderResult(r: Result): string {
+  const lines = [`${r.disk}: ${r.table === 'gpt' ? 'GPT' : 'MBR'} ${r.diskId}, verified`];
+  for (const p of r.partitions) {
+    const fs = p.fsType ? `${p.fsType}${p.label ? ` "${p.label}"` : ''}${p.uuid ? ` UUID=${p.uuid}` : ''}` : 'unformatted';
+    lines.push(`  ${p.number}  ${p.name.padEnd(12)} ${formatBytes(p.size * r.sectorSize).padStart(10)}  ${fs}${p.mount ? `  -> ${p.mount}` : ''}`);
+  }
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  return `${lines.join('\n')}\n`;
+}
