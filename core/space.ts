@@ -1,15 +1,19 @@
-import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
-import diskusage from 'diskusage';
+import { statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { ImagepeError } from './errors.js';
 import { formatBytes } from './units.js';
 
-/** Free bytes for an unprivileged writer on the filesystem that holds `path` (or its nearest existing parent). */
+/**
+ * Free bytes for an unprivileged writer on the filesystem that holds `path` (or its nearest
+ * existing parent). Node's own statfs, not a native addon: the agent runs bundled in the PE,
+ * where there is no node_modules to load an addon from.
+ */
 export async function freeBytes(path: string): Promise<number> {
   let probe = path;
   while (!existsSync(probe) && dirname(probe) !== probe) probe = dirname(probe);
-  const info = await diskusage.check(probe);
-  return info.available;
+  const s = await statfs(probe);
+  return s.bavail * s.bsize;
 }
 
 /**

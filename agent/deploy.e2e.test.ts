@@ -1,0 +1,160 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { buildPe, parseBuildConfig, projectRoot, type BuildResult } from '../builder/index.js';
+import { run } from '../core/index.js';
+import { generalize } from '../imaging/index.js';
+import { startVm, type Vm } from '../qemu-tests/index.js';
+import { makeReferenceSystem, type ReferenceSystem } from '../test-support/reference-system.js';
+
+// The proof that the product works: the PE ISO boots in QEMU against a blank 2 GiB disk and
+// QEMU's smb= share, the agent deploys from the plan on the share, and then the deployed disk
+// boots alone and prints what it is. Software emulation: every wait is bounded, one VM at a time.
+
+const exec = promisify(execFile);
+const DEPLOY_TIMEOUT_MS = 240_000;
+const BOOT_TIMEOUT_MS = 120_000;
+const DISK_SIZE = 2 * 1024 ** 3;
+const PLAN_URL = 'smb://10.0.2.4/qemu/plan.yaml';
+// QEMU gives the first NIC this address unless told otherwise.
+const GUEST_MAC = '525400123456';
+
+let build: BuildResult;
+let work: string;
+let share: string;
+let reference: ReferenceSystem;
+let wimSha256: string;
+const machineIds: string[] = [];
+
+async function sha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+function plan(firmware: string, sha: string): string {
+  return `source:
+  url: smb://10.0.2.4/qemu/images
+  image: reference.wim
+  index: reference
+  sha256: "${sha}"
+target:
+  disk: { pick: smallest, minSize: 1GiB }
+  wipe: false
+  layout:
+    table: gpt
+    firmware: both
+    partitions:
+      - { name: ESP, size: 64MiB, type: esp, format: vfat, label: ESP, mount: /boot/efi }
+      - { name: bios-boot, size: 1MiB, type: bios-boot }
+      - { name: root, size: rest, type: linux, format: ext4, label: root, mount: / }
+apply:
+  - { partition: root }
+specialize:
+  hostname: "${firmware}-{mac}"
+  machineId: new
+bootloader: { type: grub, firmware: both }
+after: poweroff
+`;
+}
+
+/** Serial log kept on failure, removed on success. */
+async function withVm<T>(name: string, vmPromise: Promise<Vm>, body: (vm: Vm) => Promise<T>): Promise<T> {
+  const vm = await vmPromise;
+  let ok = false;
+  try {
+    const r = await body(vm);
+    ok = true;
+    return r;
+  } finally {
+    await vm.stop();
+    if (!ok) process.stderr.write(`${name}: serial log kept at ${vm.logPath}\n`);
+  }
+}
+
+/** The guest clusters QEMU allocated in a qcow2: none for a disk nothing ever wrote to. */
+async function writtenBytes(qcow2: string): Promise<number> {
+  const { stdout } = await exec('qemu-img', ['map', '--output=json', qcow2]);
+  return (JSON.parse(stdout) as { length: number; data: boolean }[]).filter((m) => m.data).reduce((n, m) => n + m.length, 0);
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'imagepe-deploy-e2e-'));
+  share = join(work, 'share');
+  await mkdir(join(share, 'images'), { recursive: true });
+    // The PE's deploy entry carries where the plan is; the ISO is otherwise the default build.
+  build = await buildPe({
+    config: parseBuildConfig({ kernelArgs: ['quiet', 'loglevel=3', 'panic=10', `imagepe.plan=${PLAN_URL}`] }),
+    outputDir: join(projectRoot(), '.cache', 'test-output-deploy'),
+  });
+  reference = await makeReferenceSystem(join(work, 'reference'));
+  await generalize(reference.root);
+  // Captured the way a user would: with the imagepe command.
+  const wim = join(share, 'images/reference.wim');
+  await exec('node', [resolve('dist/cli/main.js'), 'capture', reference.root, wim, 'reference', 'e2e reference system', '--compress', 'xpress', '--check']);
+  wimSha256 = await sha256(wim);
+}, 300_000);
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe.each([
+  ['UEFI', true],
+  ['BIOS', false],
+])('deploy from the PE ISO to a blank GPT disk, booted by %s', (firmware, uefi) => {
+  const disk = () => join(work, `${firmware}.qcow2`);
+
+  it('deploys from the plan on the SMB share, and the deployed disk boots with the plan hostname and a new machine-id', async () => {
+    await writeFile(join(share, 'plan.yaml'), plan(firmware.toLowerCase(), wimSha256));
+    const deployed = await withVm(`${firmware} deploy`, startVm({ iso: build.iso, uefi, disks: [{ path: disk(), size: DISK_SIZE }], share, workDir: join(work, `${firmware}-pe`), lifetimeMs: DEPLOY_TIMEOUT_MS + 30_000 }), async (vm) => {
+      const ready = await vm.waitForEvent('ready', BOOT_TIMEOUT_MS);
+      expect(ready.plan).toBe(PLAN_URL);
+      const done = await vm.waitForEvent('deployed', DEPLOY_TIMEOUT_MS);
+      // The plan says poweroff: the PE turns the machine off by itself.
+      await vm.waitForExit(60_000);
+      const steps = vm.events.filter((e) => e.type === 'step' && e.status === 'done').map((e) => (e.type === 'step' ? e.step : ''));
+      expect(steps).toEqual(['plan', 'disk', 'share', 'check', 'partition', 'format', 'apply', 'specialize', 'bootloader', 'verify']);
+      process.stdout.write(`${firmware}: PE start to deployed ${vm.elapsedSeconds().toFixed(1)} s wall (${vm.accel.accel})\n`);
+      return done;
+    });
+    expect(deployed.type === 'deployed' && deployed.hostname).toBe(`${firmware.toLowerCase()}-${GUEST_MAC}`);
+    // The agent's whole log reached the share, beside the image.
+    const logs = (await readdir(join(share, 'images/logs'))).filter((f) => f.startsWith(`${firmware.toLowerCase()}-`));
+    expect(logs).toHaveLength(1);
+    expect(await readFile(join(share, 'images/logs', logs[0]!), 'utf8')).toContain('"step":"verify","status":"done"');
+
+    const marker = await withVm(`${firmware} deployed boot`, startVm({ uefi, disks: [{ path: disk() }], workDir: join(work, `${firmware}-boot`), lifetimeMs: BOOT_TIMEOUT_MS + 30_000 }), async (vm) => {
+      const line = await vm.waitForLine(/DEPLOYED hostname=\S+ machine-id=\S* marker=\w+/, BOOT_TIMEOUT_MS);
+      process.stdout.write(`${firmware}: deployed disk booted to its init in ${vm.elapsedSeconds().toFixed(1)} s wall\n`);
+      return line;
+    });
+    const m = /DEPLOYED hostname=(\S+) machine-id=(\S*) marker=(\w+)/.exec(marker)!;
+    expect(m[1]).toBe(`${firmware.toLowerCase()}-${GUEST_MAC}`);
+    expect(m[2]).toMatch(/^[0-9a-f]{32}$/);
+    expect(m[2]).not.toBe(reference.machineId);
+    expect(m[3]).toBe('yes');
+    machineIds.push(m[2]!);
+  }, DEPLOY_TIMEOUT_MS + 2 * BOOT_TIMEOUT_MS + 60_000);
+});
+
+it('gives each deployed machine its own machine-id', () => {
+  expect(machineIds).toHaveLength(2);
+  expect(new Set(machineIds).size).toBe(2);
+});
+
+it('fails at the check step on a wrong sha256 and leaves the target disk blank', async () => {
+  const disk = join(work, 'wrong-sha.qcow2');
+  await writeFile(join(share, 'plan.yaml'), plan('bad', '0'.repeat(64)));
+  await withVm('wrong sha256', startVm({ iso: build.iso, uefi: false, disks: [{ path: disk, size: DISK_SIZE }], share, workDir: join(work, 'bad-pe'), lifetimeMs: DEPLOY_TIMEOUT_MS }), async (vm) => {
+    const failed = await vm.waitForEvent('failed', DEPLOY_TIMEOUT_MS);
+    expect(failed).toMatchObject({ step: 'check', diskTouched: false });
+    expect(failed.type === 'failed' && failed.message).toMatch(/SHA-256 .* but the plan expects 0{64}/);
+    expect(vm.events.some((e) => e.type === 'deployed')).toBe(false);
+  });
+  expect(await writtenBytes(disk)).toBe(0);
+}, DEPLOY_TIMEOUT_MS + 60_000);

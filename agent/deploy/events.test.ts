@@ -1,0 +1,36 @@
+import { EVENT_SCHEMA_VERSION } from '../events.js';
+import { stderrTailOf } from './deploy.js';
+import { DeployEventSchema, makeDeployEvent, type DeployEventBody } from './events.js';
+import { CommandFailedError, ImagepeError } from '../../core/index.js';
+
+describe('deploy events', () => {
+  const now = new Date('2026-11-25T21:00:00.000Z');
+
+  it('start with the version, type and time, as the agent lines do', () => {
+    const e = makeDeployEvent({ type: 'step', step: 'check', status: 'started', detail: 'ref.wim' }, now);
+    expect(JSON.stringify(e)).toBe(`{"imagepe":${EVENT_SCHEMA_VERSION},"type":"step","time":"2026-11-25T21:00:00.000Z","step":"check","status":"started","detail":"ref.wim"}`);
+  });
+
+  it('validate each type against the schema', () => {
+    const bodies = [
+      { type: 'progress', step: 'apply', phase: 'Extracting file data', unit: 'bytes', done: 10, total: 20, rate: 5, etaSeconds: 2 },
+      { type: 'deployed', disk: '/dev/vda', hostname: 'pc1', machineId: 'a'.repeat(32), partitions: [{ number: 1, name: 'root', fsType: 'ext4', uuid: 'u', mount: '/' }], durationMs: 1, after: 'reboot' },
+      { type: 'failed', step: 'check', code: 'WIM_CORRUPT', message: 'bad', stderrTail: '', diskTouched: false },
+      { type: 'log', level: 'warning', text: 'w' },
+    ] satisfies DeployEventBody[];
+    for (const b of bodies) expect(DeployEventSchema.safeParse(makeDeployEvent(b, now)).success).toBe(true);
+  });
+
+  it('reject unknown steps and missing fields', () => {
+    expect(DeployEventSchema.safeParse({ imagepe: 1, type: 'step', time: 't', step: 'reticulate', status: 'started' }).success).toBe(false);
+    expect(DeployEventSchema.safeParse({ imagepe: 1, type: 'failed', time: 't', step: 'check', message: 'm' }).success).toBe(false);
+    expect(DeployEventSchema.safeParse({ imagepe: 2, type: 'log', time: 't', level: 'info', text: 'x' }).success).toBe(false);
+  });
+
+  it('find the stderr tail of a failed command through causes', () => {
+    const failed = new CommandFailedError({ command: 'mkfs.ext4 /dev/x', args: [], exitCode: 1, signal: undefined, stderrTail: 'no space' });
+    expect(stderrTailOf(failed)).toBe('no space');
+    expect(stderrTailOf(new ImagepeError('WIM_CORRUPT', 'x', { cause: failed }))).toBe('no space');
+    expect(stderrTailOf(new Error('plain'))).toBe('');
+  });
+});

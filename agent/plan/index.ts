@@ -1,0 +1,3 @@
+export * from './schema.js';
+export * from './hostname.js';
+export * from './locate.js';

@@ -1,0 +1,216 @@
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ImagepeError } from '../../core/index.js';
+import { DiskTargetSchema, LayoutSchema } from '../../partition/index.js';
+import { HOSTNAME_TOKENS, unknownTokens } from './hostname.js';
+
+const SHA256 = /^[0-9a-fA-F]{64}$/;
+export const SOURCE_URL_PATTERN = /^(smb|nfs|https?):\/\/[^/\s]+(\/.*)?$|^file:\/\/\/.*$|^media:\/.*$/;
+
+const credentials = z
+  .union(
+    [
+      z.object({ file: z.string().min(1).describe('A file with username=, password= and optionally domain= lines (mount.cifs format)') }).strict(),
+      z
+        .object({
+          username: z.string().min(1),
+          password: z.string().optional().describe('Kept out of logs, events and command lines'),
+          domain: z.string().optional(),
+        })
+        .strict(),
+    ],
+    { message: 'expected { file: PATH } or { username, password }' },
+  )
+  .describe('Share credentials; without them SMB shares are mounted as guest');
+
+export const SourceSchema = z
+  .object({
+    url: z
+      .string()
+      .regex(SOURCE_URL_PATTERN, {
+        message: 'expected smb://server/share[/path], nfs://server/export[/path], http(s)://host/path, file:///absolute/path or media:/path',
+      })
+      .describe('Where the image lives: smb://, nfs://, http(s)://, file:/// or media:/ (the boot medium)'),
+    image: z
+      .string()
+      .min(1)
+      .refine((p) => !p.split('/').includes('..'), { message: 'expected a path inside the share, without ".."' })
+      .describe('The WIM file, relative to the url'),
+    index: z.union([z.number().int().positive({ message: 'expected an image index (1, 2, ...) or an image name' }), z.string().min(1)], { message: 'expected an image index (1, 2, ...) or an image name' }).default(1),
+    sha256: z.string().regex(SHA256, { message: 'expected 64 hexadecimal digits' }).optional().describe('Expected SHA-256 of the image file'),
+    credentials: credentials.optional(),
+  })
+  .strict();
+
+export const TargetSchema = z
+  .object({
+    disk: DiskTargetSchema.optional().describe('The disk to deploy to; --disk overrides it'),
+    layout: LayoutSchema,
+    wipe: z.boolean().default(false).describe('Erase whatever the disk holds; without it only a blank disk is deployed to'),
+  })
+  .strict();
+
+export const ApplyEntrySchema = z
+  .object({
+    index: z.union([z.number().int().positive({ message: 'expected an image index (1, 2, ...) or an image name' }), z.string().min(1)], { message: 'expected an image index (1, 2, ...) or an image name' }).optional().describe('Default: source.index'),
+    partition: z.string().min(1).describe('The name of a partition of target.layout'),
+    mode: z.enum(['auto', 'linux', 'ntfs']).default('auto').describe('auto: NTFS mode for ntfs partitions, a Linux tree with UNIX metadata otherwise'),
+  })
+  .strict();
+
+const MODE_MESSAGE = 'expected an octal mode such as "0644"';
+const fileMode = z.union([z.number().int().min(0, { message: MODE_MESSAGE }).max(0o7777, { message: MODE_MESSAGE }), z.string().regex(/^0?[0-7]{3,4}$/, { message: MODE_MESSAGE })], { message: MODE_MESSAGE });
+
+export const FileSchema = z
+  .object({
+    path: z.string().regex(/^\//, { message: 'expected an absolute path inside the deployed system' }).refine((p) => !p.split('/').includes('..'), { message: 'expected a path without ".."' }),
+    content: z.string().optional(),
+    base64: z.string().regex(/^[A-Za-z0-9+/=\s]*$/, { message: 'expected base64 text' }).optional(),
+    mode: fileMode.default('0644'),
+  })
+  .strict()
+  .refine((f) => (f.content === undefined) !== (f.base64 === undefined), { message: 'expected exactly one of content or base64' });
+
+export const SpecializeSchema = z
+  .object({
+    hostname: z
+      .string()
+      .min(1)
+      .refine((t) => unknownTokens(t).length === 0, { message: `expected only the tokens ${HOSTNAME_TOKENS.map((t) => `{${t}}`).join(' ')}` })
+      .optional()
+      .describe(`Hostname template; tokens: ${HOSTNAME_TOKENS.map((t) => `{${t}}`).join(' ')}`),
+    machineId: z.enum(['new', 'keep', 'empty']).default('new').describe('new: a fresh random id; empty: systemd makes one on first boot; keep: leave it'),
+    removeSshHostKeys: z.boolean().default(true).describe('Remove /etc/ssh/ssh_host_* so each machine makes its own on first boot'),
+    files: z.array(FileSchema).default([]),
+    unattend: z
+      .union([z.object({ file: z.string().min(1) }).strict(), z.object({ xml: z.string().min(1) }).strict()], { message: 'expected { file: PATH } or { xml: TEXT }' })
+      .optional()
+      .describe('Windows answer file, written to Windows/Panther/unattend.xml'),
+  })
+  .strict();
+
+export const BootloaderSchema = z
+  .object({
+    type: z.enum(['grub', 'none']).default('grub'),
+    firmware: z.enum(['bios', 'uefi', 'both']).default('both'),
+    kernelArgs: z.string().default('').describe('Appended to the kernel command line of a generated grub.cfg'),
+  })
+  .strict();
+
+export const PlanSchema = z
+  .object({
+    source: SourceSchema,
+    target: TargetSchema,
+    apply: z.array(ApplyEntrySchema).min(1, { message: 'expected at least one image to apply' }),
+    specialize: SpecializeSchema.default({ machineId: 'new', removeSshHostKeys: true, files: [] }),
+    bootloader: BootloaderSchema.default({ type: 'grub', firmware: 'both', kernelArgs: '' }),
+    after: z.enum(['reboot', 'poweroff', 'shell']).default('reboot'),
+    logs: z.boolean().default(true).describe('Write the full log to logs/ on the share when it is writable'),
+  })
+  .strict()
+  .superRefine((plan, ctx) => {
+    const names = new Set(plan.target.layout.partitions.map((p) => p.name));
+    plan.apply.forEach((a, i) => {
+      if (!names.has(a.partition)) {
+        ctx.addIssue({ code: 'custom', path: ['apply', i, 'partition'], message: `expected the name of a partition of target.layout (${[...names].join(', ')})` });
+        return;
+      }
+      const part = plan.target.layout.partitions.find((p) => p.name === a.partition)!;
+      if (!['ext4', 'xfs', 'ntfs'].includes(part.format)) {
+        ctx.addIssue({ code: 'custom', path: ['apply', i, 'partition'], message: `expected a partition formatted ext4, xfs or ntfs; ${a.partition} is ${part.format}` });
+      }
+      if (a.mode === 'ntfs' && part.format !== 'ntfs') ctx.addIssue({ code: 'custom', path: ['apply', i, 'mode'], message: `ntfs mode needs an ntfs partition; ${a.partition} is ${part.format}` });
+      if (a.mode === 'linux' && part.format === 'ntfs') ctx.addIssue({ code: 'custom', path: ['apply', i, 'mode'], message: `linux mode needs an ext4 or xfs partition; ${a.partition} is ntfs` });
+      if (part.format !== 'ntfs' && !part.mount) ctx.addIssue({ code: 'custom', path: ['apply', i, 'partition'], message: `expected partition ${a.partition} to have a mount point in target.layout` });
+    });
+    if (plan.bootloader.type === 'grub') {
+      const root = plan.target.layout.partitions.find((p) => p.mount === '/');
+      if (!root) ctx.addIssue({ code: 'custom', path: ['bootloader', 'type'], message: 'grub needs a partition with mount: / in target.layout' });
+      const fw = plan.bootloader.firmware;
+      if ((fw === 'uefi' || fw === 'both') && !plan.target.layout.partitions.some((p) => p.type === 'esp' && p.format === 'vfat')) {
+        ctx.addIssue({ code: 'custom', path: ['bootloader', 'firmware'], message: `${fw} needs an esp partition formatted vfat in target.layout` });
+      }
+      if ((fw === 'bios' || fw === 'both') && plan.target.layout.table === 'gpt' && !plan.target.layout.partitions.some((p) => p.type === 'bios-boot')) {
+        ctx.addIssue({ code: 'custom', path: ['bootloader', 'firmware'], message: `${fw} on GPT needs a bios-boot partition in target.layout` });
+      }
+    }
+    if (plan.specialize.unattend && !plan.apply.some((a) => plan.target.layout.partitions.find((p) => p.name === a.partition)?.format === 'ntfs')) {
+      ctx.addIssue({ code: 'custom', path: ['specialize', 'unattend'], message: 'expected an apply entry to an ntfs partition to place unattend.xml on' });
+    }
+  })
+  .describe('An imagepe deploy plan: where the image is, which disk and layout, how to specialize and boot it');
+
+export type DeployPlan = z.output<typeof PlanSchema>;
+export type DeployPlanInput = z.input<typeof PlanSchema>;
+export type Source = z.output<typeof SourceSchema>;
+export type Specialize = z.output<typeof SpecializeSchema>;
+export type Bootloader = z.output<typeof BootloaderSchema>;
+export type ApplyEntry = z.output<typeof ApplyEntrySchema>;
+
+/** A plan that failed validation; each problem names the field path and the form expected. */
+export class PlanError extends ImagepeError {
+  constructor(
+    readonly problems: string[],
+    source: string,
+  ) {
+    super('INVALID_INPUT', `${source} is not a valid plan:\n${problems.map((p) => `  - ${p}`).join('\n')}`, {
+      hint: 'See docs/deploy.md for the plan format; imagepe plan schema prints its JSON Schema.',
+    });
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), problems: this.problems };
+  }
+}
+
+export function parsePlan(value: unknown, source = 'plan'): DeployPlan {
+  const result = PlanSchema.safeParse(value);
+  if (result.success) return result.data;
+  throw new PlanError(
+    result.error.issues.map((issue) => `${formatPath(issue.path)}: ${issueMessage(issue)}`),
+    source,
+  );
+}
+
+// zod's own message for a missing key is "Invalid input: expected string, received undefined";
+// saying "required" is what the user needs to read.
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) return `required (${issue.message.replace(/^Invalid input: /, '').replace(/, received undefined$/, '')})`;
+  if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
+  return issue.message;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(top level)';
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
+}
+
+export function parsePlanText(text: string, source = 'plan'): DeployPlan {
+  const isJson = extname(source).toLowerCase() === '.json';
+  let value: unknown;
+  try {
+    value = isJson ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new PlanError([`(file): not valid ${isJson ? 'JSON' : 'YAML'}: ${(e as Error).message}`], source);
+  }
+  return parsePlan(value, source);
+}
+
+export async function loadPlan(file: string): Promise<DeployPlan> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ImagepeError('NOT_FOUND', `plan file ${file} does not exist`);
+    throw e;
+  }
+  return parsePlanText(text, file);
+}
+
+/** The JSON Schema of a plan file, as published in docs/schema/plan.schema.json. */
+export function planJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(PlanSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return { $id: 'https://imagepe.dev/schema/plan.schema.json', title: 'imagepe deploy plan', ...schema };
+}

@@ -1,0 +1,117 @@
+import { mkdtemp, rm, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ImagepeError, pathKind, run, type RunOptions } from '../../core/index.js';
+import { resolveCredentials, writeCredentialsFile, type CredentialsSpec } from './credentials.js';
+import { httpImageUrl, parseSourceUrl, uncOf, type ShareLocation } from './url.js';
+
+export * from './url.js';
+export * from './credentials.js';
+
+export interface MapOptions {
+  signal?: AbortSignal;
+  /** Mount read-write so the log can be written to logs/ (default: read-only). */
+  writable?: boolean;
+  /** Where the boot medium is mounted already (media: sources). */
+  mediaRoot?: string;
+  /** The boot medium's device, mounted read-only when mediaRoot is not given. */
+  mediaDevice?: string;
+  /** Where to create mount points (default: the system temp dir). */
+  mountBase?: string;
+  mountTimeoutMs?: number;
+}
+
+export interface MappedShare {
+  location: ShareLocation;
+  /** The folder the url names, as a local directory; undefined for http(s). */
+  root: string | undefined;
+  /** The image as a local file; undefined for http(s), which is fetched by the check. */
+  imagePath: string | undefined;
+  /** The image's URL for http(s) sources. */
+  imageUrl: URL | undefined;
+  /** What the user sees in messages: the url, never credentials. */
+  display: string;
+  release(): Promise<void>;
+}
+
+/**
+ * Makes the plan's source reachable as a local directory: mounts smb (kernel CIFS client) and
+ * nfs shares and the boot medium; file:// is used in place; http(s) is streamed later. The
+ * caller must call release() on every path, which unmounts what this mounted.
+ */
+export async function mapShare(source: { url: string; image: string; credentials?: CredentialsSpec | undefined }, options: MapOptions = {}): Promise<MappedShare> {
+  const location = parseSourceUrl(source.url);
+  const runOpts = (what: string): RunOptions => ({ what, timeoutMs: options.mountTimeoutMs ?? 90_000, ...(options.signal ? { signal: options.signal } : {}) });
+  const base = { location, display: source.url, imageUrl: undefined as URL | undefined };
+  switch (location.kind) {
+    case 'file': {
+      if ((await pathKind(location.path)) !== 'directory') throw new ImagepeError('NOT_FOUND', `share folder ${location.path} does not exist`);
+      return { ...base, root: location.path, imagePath: join(location.path, source.image), release: async () => {} };
+    }
+    case 'http':
+      return { ...base, root: undefined, imagePath: undefined, imageUrl: httpImageUrl(location.url, source.image), release: async () => {} };
+    case 'media': {
+      if (options.mediaRoot) {
+        const root = join(options.mediaRoot, location.path);
+        return { ...base, root, imagePath: join(root, source.image), release: async () => {} };
+      }
+      if (!options.mediaDevice) throw new ImagepeError('NOT_FOUND', 'the source is the boot medium, but no boot medium was found', { hint: 'Boot from the medium that holds the image, or use an smb://, nfs:// or http:// source.' });
+      const dir = await mountPoint(options.mountBase, 'media');
+      try {
+        await run('mount', ['-o', 'ro', options.mediaDevice, dir], runOpts(`mounting the boot medium ${options.mediaDevice}`));
+      } catch (e) {
+        await rm(dir, { recursive: true, force: true });
+        throw e;
+      }
+      const root = join(dir, location.path);
+      return { ...base, root, imagePath: join(root, source.image), release: () => unmount(dir) };
+    }
+    case 'smb': {
+      const creds = await resolveCredentials(source.credentials);
+      const credFile = await writeCredentialsFile(creds);
+      const dir = await mountPoint(options.mountBase, 'smb');
+      const opts = [`credentials=${credFile.path}`, 'vers=3.0', options.writable ? 'rw' : 'ro', 'iocharset=utf8', ...(location.port ? [`port=${location.port}`] : [])];
+      try {
+        await run('mount', ['-t', 'cifs', uncOf(location), dir, '-o', opts.join(',')], {
+          ...runOpts(`mounting ${uncOf(location)}`),
+          hint: 'Check the server name, the share name and the credentials; the PE needs the cifs kernel module.',
+        });
+      } catch (e) {
+        await rm(dir, { recursive: true, force: true });
+        throw e;
+      } finally {
+        // mount.cifs has read the file; nothing needs it any more.
+        await credFile.remove();
+      }
+      const root = join(dir, location.path);
+      return { ...base, root, imagePath: join(root, source.image), release: () => unmount(dir) };
+    }
+    case 'nfs': {
+      const dir = await mountPoint(options.mountBase, 'nfs');
+      try {
+        // nolock: the PE runs no rpc.statd, and the image is only read.
+        await run('mount', ['-t', 'nfs', `${location.server}:${location.export}`, dir, '-o', `${options.writable ? 'rw' : 'ro'},nolock`], runOpts(`mounting ${location.server}:${location.export}`));
+      } catch (e) {
+        await rm(dir, { recursive: true, force: true });
+        throw e;
+      }
+      return { ...base, root: dir, imagePath: join(dir, source.image), release: () => unmount(dir) };
+    }
+  }
+}
+
+async function mountPoint(baseDir: string | undefined, kind: string): Promise<string> {
+  return mkdtemp(join(baseDir ?? tmpdir(), `imagepe-${kind}-`));
+}
+
+// Unmounting runs after a cancel too, so it never takes the caller's signal.
+async function unmount(dir: string): Promise<void> {
+  const opts = { what: `unmounting ${dir}`, timeoutMs: 60_000 };
+  try {
+    await run('umount', [dir], opts);
+  } catch {
+    // A share that went away cannot be unmounted cleanly; lazy unmount still frees the mount point.
+    await run('umount', ['-l', dir], opts).catch(() => undefined);
+  }
+  await rmdir(dir).catch(() => undefined);
+}

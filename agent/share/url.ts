@@ -1,0 +1,74 @@
+import { posix } from 'node:path';
+import { ImagepeError } from '../../core/index.js';
+
+export type ShareLocation =
+  | { kind: 'smb'; server: string; share: string; path: string; port?: number }
+  | { kind: 'nfs'; server: string; export: string; path: string }
+  | { kind: 'http'; url: URL }
+  | { kind: 'file'; path: string }
+  | { kind: 'media'; path: string };
+
+/**
+ * Parses a plan's source url. For smb the first path component is the share and the rest a
+ * folder in it; nfs keeps the whole path as the export, since an export can be any directory.
+ * Credentials never live in the URL: they would show up in process lists and logs.
+ */
+export function parseSourceUrl(text: string): ShareLocation {
+  const scheme = /^([a-z]+):/.exec(text)?.[1];
+  if (scheme === 'media') {
+    const path = normalize(text.slice('media:'.length));
+    return { kind: 'media', path };
+  }
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw bad(text, 'it is not a URL');
+  }
+  if (url.username || url.password) throw bad(text, 'credentials do not belong in the URL; use source.credentials');
+  switch (url.protocol) {
+    case 'smb:': {
+      const parts = decodeURIComponent(url.pathname).split('/').filter(Boolean);
+      const share = parts.shift();
+      if (!url.hostname || !share) throw bad(text, 'expected smb://server/share[/folder]');
+      const loc: ShareLocation = { kind: 'smb', server: url.hostname, share, path: normalize(parts.join('/')) };
+      if (url.port) loc.port = Number(url.port);
+      return loc;
+    }
+    case 'nfs:': {
+      const exp = decodeURIComponent(url.pathname);
+      if (!url.hostname || exp === '/' || !exp) throw bad(text, 'expected nfs://server/export[/folder]');
+      return { kind: 'nfs', server: url.hostname, export: posix.normalize(exp).replace(/\/$/, ''), path: '' };
+    }
+    case 'http:':
+    case 'https:':
+      return { kind: 'http', url };
+    case 'file:': {
+      if (url.hostname) throw bad(text, 'expected file:///absolute/path (three slashes)');
+      return { kind: 'file', path: posix.normalize(decodeURIComponent(url.pathname)) };
+    }
+    default:
+      throw bad(text, `the scheme ${url.protocol} is not one of smb, nfs, http, https, file, media`);
+  }
+}
+
+function normalize(p: string): string {
+  if (p.split('/').includes('..')) throw new ImagepeError('INVALID_INPUT', `path ${p} leaves the share`);
+  const n = posix.normalize(`/${p}`);
+  return n === '/' ? '' : n.slice(1).replace(/\/$/, '');
+}
+
+function bad(text: string, why: string): ImagepeError {
+  return new ImagepeError('INVALID_INPUT', `source url ${text} cannot be used: ${why}`, { hint: 'See docs/deploy.md for the source url forms.' });
+}
+
+/** The UNC form mount.cifs takes: //server/share. */
+export function uncOf(loc: { server: string; share: string }): string {
+  return `//${loc.server}/${loc.share}`;
+}
+
+/** The image's URL for an http(s) source: the image path resolved against the source URL as a folder. */
+export function httpImageUrl(base: URL, image: string): URL {
+  const folder = base.pathname.endsWith('/') ? base : new URL(`${base.pathname}/${base.search}`, base);
+  return new URL(image.split('/').map(encodeURIComponent).join('/'), folder);
+}

@@ -1,0 +1,387 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFile, chmod, copyFile, constants, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findTool, ignoreEvents, removeQuietly, run, type EventSink } from '../core/index.js';
+import {
+  earlyGrubConfig,
+  makeEspImage,
+  makeGrubImage,
+  renderGrubMenu,
+  renderGrubNetConfig,
+  renderIpxeScript,
+  writeIso,
+  type BootEntry,
+  type MenuOptions,
+} from '../iso/index.js';
+import { bundleAgent } from './agent-bundle.js';
+import type { BuildConfig } from './config.js';
+import { writeCpio, type FileTree } from './cpio.js';
+import { stripToLoadedBytes } from './elf.js';
+import { PAYLOAD_PATH, planInitramfs, splitPayload, type InitramfsPlan } from './initramfs.js';
+import { resolveKernel, type KernelChoice } from './kernel.js';
+import { defaultCacheDir, templatePath } from './paths.js';
+
+// zstd's multi-threaded frames do not depend on the thread count, so -T2 stays reproducible.
+/** Bumped whenever the builder changes what it makes from the same inputs. */
+export const BUILDER_FORMAT = 1;
+
+export interface BuildOptions {
+  config: BuildConfig;
+  /** Where imagepe.iso and pxe/ are written. */
+  outputDir: string;
+  cacheDir?: string;
+  /** false: build even when the cache holds a build of the same inputs. */
+  useCache?: boolean;
+  /** Overrides SOURCE_DATE_EPOCH and the config. */
+  sourceDateEpoch?: number;
+  events?: EventSink;
+  signal?: AbortSignal;
+}
+
+export interface PxeBundle {
+  dir: string;
+  kernel: string;
+  initrd: string;
+  ipxeScript: string;
+  grubConfig: string;
+}
+
+export interface BuildResult {
+  iso: string;
+  pxe: PxeBundle;
+  kernel: KernelChoice;
+  volumeId: string;
+  cacheKey: string;
+  /** True when the outputs came from the cache. */
+  cached: boolean;
+  sourceDateEpoch: number;
+  /** The PXE initrd (core and payload together). */
+  initrdBytes: number;
+  /** What GRUB loads from the ISO: the whole initramfs, or only the core with a squashfs payload. */
+  coreInitrdBytes: number;
+  /** The squashfs payload, 0 without one. */
+  payloadBytes: number;
+  isoBytes: number;
+  durationMs: number;
+  warnings: string[];
+}
+
+const OUTPUT_FILES = ['imagepe.iso', 'vmlinuz', 'initrd.img', 'boot.ipxe', 'grub.cfg'] as const;
+const SIZES_FILE = 'sizes.json';
+
+/** The kernel command line of a menu entry. */
+export function kernelArgs(config: BuildConfig, mode: string, entryArgs: readonly string[], volumeId: string | null): string[] {
+  const consoles = [config.console.screen ? 'console=tty0' : undefined, config.console.serial ? `console=${config.console.serial},${config.console.speed}n8` : undefined];
+  return [
+    ...consoles.filter((c): c is string => c !== undefined),
+    `imagepe.mode=${mode}`,
+    ...(volumeId ? [`imagepe.medium=${volumeId}`] : []),
+    ...config.kernelArgs,
+    ...entryArgs,
+  ];
+}
+
+export function bootEntries(config: BuildConfig, volumeId: string | null): BootEntry[] {
+  return config.menu.entries.map((e) => ({ id: e.id, title: e.title, args: kernelArgs(config, e.mode, e.args, volumeId) }));
+}
+
+/** The ISO volume id: the configured name and part of the cache key, so each build is told apart. */
+export function volumeIdFor(config: BuildConfig, cacheKey: string): string {
+  return `${config.volumeId.slice(0, 23)}_${cacheKey.slice(0, 8).toUpperCase()}`;
+}
+
+/** SOURCE_DATE_EPOCH, else the config, else the kernel image's mtime: always from the inputs. */
+export async function chooseSourceDateEpoch(config: BuildConfig, kernel: KernelChoice, override?: number, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (override !== undefined) return override;
+  const fromEnv = env.SOURCE_DATE_EPOCH;
+  if (fromEnv && /^\d+$/.test(fromEnv)) return Number(fromEnv);
+  if (config.sourceDateEpoch !== undefined) return config.sourceDateEpoch;
+  return Math.floor((await stat(kernel.image)).mtimeMs / 1000);
+}
+
+/**
+ * A hash of the builder's and ISO writer's own code, so a changed builder never serves an
+ * output that the old code made.
+ */
+async function builderCodeHash(): Promise<string> {
+  const h = createHash('sha256');
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const dir of [here, join(here, '..', 'iso')]) {
+    for (const name of (await readdir(dir).catch(() => [] as string[])).sort()) {
+      if (!/\.(ts|js)$/.test(name) || /\.test\.(ts|js)$/.test(name)) continue;
+      h.update(name).update(await readFile(join(dir, name)));
+    }
+  }
+  return h.digest('hex');
+}
+
+async function statKey(path: string): Promise<string> {
+  const s = await stat(path);
+  return `${path}\0${s.size}\0${Math.floor(s.mtimeMs)}\0${s.ino}`;
+}
+
+/**
+ * The cache key: host files by path, size, mtime and inode (package upgrades change them;
+ * reading 300 MB on every build would not fit the 3 s budget), generated content by its hash.
+ */
+export async function cacheKeyFor(plan: InitramfsPlan, config: BuildConfig, epoch: number, extraFiles: readonly string[]): Promise<string> {
+  const h = createHash('sha256');
+  const add = (s: string) => h.update(s).update('\n');
+  add(`format ${BUILDER_FORMAT} ${await builderCodeHash()}`);
+  add(JSON.stringify(config));
+  add(`epoch ${epoch}`);
+  add(await statKey(plan.kernel.image));
+  for (const m of plan.modules) add(await statKey(join(plan.kernel.modulesDir, m)));
+  for (const path of [...plan.tree.keys()].sort()) {
+    const e = plan.tree.get(path)!;
+    switch (e.kind) {
+      case 'file':
+        add(`${path} file ${e.mode} ${await statKey(e.source)}`);
+        break;
+      case 'data':
+        add(`${path} data ${e.mode} ${createHash('sha256').update(e.data).digest('hex')}`);
+        break;
+      case 'symlink':
+        add(`${path} -> ${e.target}`);
+        break;
+      case 'dir':
+        add(`${path} dir ${e.mode ?? 0o755}`);
+        break;
+      case 'char':
+        add(`${path} char ${e.major}:${e.minor} ${e.mode}`);
+        break;
+    }
+  }
+  for (const f of extraFiles) add(f.startsWith('/') ? await statKey(f) : f);
+  return h.digest('hex');
+}
+
+/** Cached builds kept; each is the size of the ISO and the PXE bundle (about 150 MB). */
+export const KEEP_CACHED_BUILDS = 3;
+
+async function pruneCache(buildsDir: string, keep: number): Promise<void> {
+  const entries = await Promise.all(
+    (await readdir(buildsDir)).map(async (name) => ({ name, mtime: (await stat(join(buildsDir, name))).mtimeMs })),
+  );
+  entries.sort((a, b) => b.mtime - a.mtime);
+  for (const e of entries.slice(keep)) await removeQuietly(join(buildsDir, e.name));
+}
+
+async function copyOut(from: string, to: string): Promise<void> {
+  await copyFile(from, to, constants.COPYFILE_FICLONE);
+}
+
+async function addDirectory(tree: FileTree, hostDir: string, peDir: string): Promise<void> {
+  for (const name of (await readdir(hostDir)).sort()) {
+    const p = join(hostDir, name);
+    const s = await stat(p);
+    if (s.isDirectory()) await addDirectory(tree, p, `${peDir}/${name}`);
+    else tree.set(`${peDir}/${name}`, { kind: 'file', source: p, size: s.size, mode: 0o644 });
+  }
+}
+
+/** Copies the module closure to a staging tree and lets depmod index exactly those modules. */
+async function stageModules(plan: InitramfsPlan, work: string, tree: FileTree, signal?: AbortSignal): Promise<void> {
+  const { version, modulesDir } = plan.kernel;
+  const root = join(work, 'modroot');
+  const dir = join(root, 'lib', 'modules', version);
+  for (const m of plan.modules) {
+    await mkdir(join(dir, m, '..'), { recursive: true });
+    await copyFile(join(modulesDir, m), join(dir, m));
+  }
+  for (const f of ['modules.order', 'modules.builtin', 'modules.builtin.modinfo']) {
+    await copyFile(join(modulesDir, f), join(dir, f)).catch(() => undefined);
+  }
+  await run('depmod', ['-b', root, version], { what: 'indexing the PE kernel modules', timeoutMs: 60_000, signal });
+  await addDirectory(tree, dir, `usr/lib/modules/${version}`);
+}
+
+/**
+ * `imagepe build`: the PE initramfs, the hybrid ISO and the PXE bundle. A build whose inputs
+ * all match a cached one copies the cached outputs instead.
+ */
+export async function buildPe(options: BuildOptions): Promise<BuildResult> {
+  const started = Date.now();
+  const events = options.events ?? ignoreEvents;
+  const { config, signal } = options;
+  const step = (s: string, status: 'started' | 'done' | 'skipped', detail?: string) =>
+    events({ type: 'step', operation: 'build', step: s, status, ...(detail ? { detail } : {}) });
+
+  step('plan', 'started');
+  const kernel = await resolveKernel(config.kernel);
+  const agentBundle = await bundleAgent();
+  const epoch = await chooseSourceDateEpoch(config, kernel, options.sourceDateEpoch);
+  const plan = await planInitramfs({ config, kernel, agentBundle, buildInfo: { builderFormat: BUILDER_FORMAT, kernel: kernel.version, sourceDateEpoch: epoch } });
+  for (const w of plan.warnings) events({ type: 'message', operation: 'build', level: 'warning', text: w });
+  const grubTemplates = { grubCfg: await readFile(templatePath('grub.cfg'), 'utf8'), menuEntry: await readFile(templatePath('menuentry.cfg'), 'utf8') };
+  const ipxeTemplate = await readFile(templatePath('boot.ipxe'), 'utf8');
+  const tools = ['xorriso', 'grub-mkimage', 'mformat', 'zstd', 'depmod', 'mksquashfs'].map((t) => findTool(t) ?? t);
+  const key = await cacheKeyFor(plan, config, epoch, [...tools, grubTemplates.grubCfg, grubTemplates.menuEntry, ipxeTemplate, '/usr/lib/grub/i386-pc/boot_hybrid.img']);
+  step('plan', 'done', key.slice(0, 12));
+
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  const entry = join(cacheDir, 'builds', key);
+  const volumeId = volumeIdFor(config, key);
+  const haveCached = options.useCache !== false && (await stat(join(entry, 'result.json')).catch(() => undefined)) !== undefined;
+
+  if (!haveCached) {
+    const work = join(cacheDir, `tmp-${randomBytes(4).toString('hex')}`);
+    await mkdir(work, { recursive: true });
+    try {
+      await buildInto(work, { config, plan, epoch, volumeId, grubTemplates, ipxeTemplate, signal, step });
+      await writeFile(join(work, 'out', 'result.json'), JSON.stringify({ key, volumeId, kernel: kernel.version, epoch }));
+      await mkdir(join(cacheDir, 'builds'), { recursive: true });
+      await removeQuietly(entry);
+      await rename(join(work, 'out'), entry);
+      await pruneCache(join(cacheDir, 'builds'), KEEP_CACHED_BUILDS);
+    } finally {
+      await removeQuietly(work);
+    }
+  } else step('build', 'skipped', 'cached');
+
+  await mkdir(join(options.outputDir, 'pxe'), { recursive: true });
+  const iso = join(options.outputDir, 'imagepe.iso');
+  const pxeDir = join(options.outputDir, 'pxe');
+  await copyOut(join(entry, 'imagepe.iso'), iso);
+  for (const f of OUTPUT_FILES.slice(1)) await copyOut(join(entry, f), join(pxeDir, f));
+  return {
+    iso,
+    pxe: { dir: pxeDir, kernel: join(pxeDir, 'vmlinuz'), initrd: join(pxeDir, 'initrd.img'), ipxeScript: join(pxeDir, 'boot.ipxe'), grubConfig: join(pxeDir, 'grub.cfg') },
+    kernel,
+    volumeId,
+    cacheKey: key,
+    cached: haveCached,
+    sourceDateEpoch: epoch,
+    ...(JSON.parse(await readFile(join(entry, SIZES_FILE), 'utf8')) as { initrdBytes: number; coreInitrdBytes: number; payloadBytes: number }),
+    isoBytes: (await stat(iso)).size,
+    durationMs: Date.now() - started,
+    warnings: plan.warnings,
+  };
+}
+
+async function writeCompressedCpio(tree: FileTree, work: string, output: string, epoch: number, level: number, signal?: AbortSignal): Promise<void> {
+  const cpio = join(work, 'initrd.cpio');
+  await writeCpio(tree, cpio, epoch);
+  await run('zstd', [`-${level}`, '-T2', '-q', '-f', '--no-progress', '-o', output, cpio], { what: 'compressing the initramfs', timeoutMs: 300_000, signal });
+  await removeQuietly(cpio);
+}
+
+/**
+ * The payload as squashfs (zstd): one owner, one timestamp, files in mksquashfs's sorted
+ * order, so it is reproducible. Node.js goes in without its section table and debug info.
+ */
+async function makeSquashfs(payload: FileTree, strip: ReadonlySet<string>, stage: string, output: string, epoch: number, signal?: AbortSignal): Promise<void> {
+  for (const [path, entry] of payload) {
+    if (entry.kind !== 'file') continue;
+    const target = join(stage, path);
+    await mkdir(dirname(target), { recursive: true });
+    const stripped = strip.has(path) ? stripToLoadedBytes(await readFile(entry.source)) : undefined;
+    if (stripped) await writeFile(target, stripped);
+    else await copyFile(entry.source, target, constants.COPYFILE_FICLONE);
+    await chmod(target, entry.mode);
+  }
+  const e = String(epoch);
+  await run(
+    'mksquashfs',
+    [stage, output, '-noappend', '-comp', 'zstd', '-Xcompression-level', '9', '-b', '1M', '-all-root', '-no-xattrs', '-mkfs-time', e, '-all-time', e, '-processors', '2', '-no-progress', '-quiet'],
+    { what: 'building the payload image', timeoutMs: 300_000, signal },
+  );
+  await removeQuietly(stage);
+}
+
+interface BuildIntoArgs {
+  config: BuildConfig;
+  plan: InitramfsPlan;
+  epoch: number;
+  volumeId: string;
+  grubTemplates: { grubCfg: string; menuEntry: string };
+  ipxeTemplate: string;
+  signal: AbortSignal | undefined;
+  step: (s: string, status: 'started' | 'done' | 'skipped', detail?: string) => void;
+}
+
+async function buildInto(work: string, a: BuildIntoArgs): Promise<void> {
+  const { config, plan, epoch, volumeId, signal, step } = a;
+  const out = join(work, 'out');
+  const isoTree = join(work, 'iso');
+  await mkdir(out, { recursive: true });
+  await mkdir(join(isoTree, 'boot', 'grub'), { recursive: true });
+
+  step('initramfs', 'started');
+  const tree: FileTree = new Map(plan.tree);
+  await stageModules(plan, work, tree, signal);
+  let core = tree;
+  let payloadImage: string | undefined;
+  if (config.payload === 'squashfs') {
+    const split = splitPayload(tree, plan.earlyModules);
+    core = split.core;
+    payloadImage = join(work, 'pe.sqfs');
+    await makeSquashfs(split.payload, new Set(plan.strip), join(work, 'payload'), payloadImage, epoch, signal);
+  }
+  const coreInitrd = join(work, 'initrd-core.img');
+  await writeCompressedCpio(core, work, coreInitrd, epoch, config.compressionLevel, signal);
+  await copyFile(plan.kernel.image, join(out, 'vmlinuz'));
+  if (payloadImage) {
+    // PXE has no medium to read the payload from: it rides along as a second, uncompressed
+    // archive that the kernel unpacks after the first (zero padding between them is skipped).
+    const pxeInitrd = join(out, 'initrd.img');
+    await copyFile(coreInitrd, pxeInitrd);
+    const size = (await stat(pxeInitrd)).size;
+    await appendFile(pxeInitrd, Buffer.alloc((4 - (size % 4)) % 4));
+    const second = join(work, 'payload.cpio');
+    await writeCpio(new Map([[PAYLOAD_PATH, { kind: 'file', source: payloadImage, size: (await stat(payloadImage)).size, mode: 0o644 }]]), second, epoch);
+    await appendFile(pxeInitrd, await readFile(second));
+    await removeQuietly(second);
+  } else await copyFile(coreInitrd, join(out, 'initrd.img'));
+  await writeFile(
+    join(out, SIZES_FILE),
+    JSON.stringify({
+      initrdBytes: (await stat(join(out, 'initrd.img'))).size,
+      coreInitrdBytes: (await stat(coreInitrd)).size,
+      payloadBytes: payloadImage ? (await stat(payloadImage)).size : 0,
+    }),
+  );
+  step('initramfs', 'done', `${tree.size} entries`);
+
+  step('iso', 'started');
+  const marker = `imagepe-${volumeId.toLowerCase()}`;
+  const serialUnit = config.console.serial ? Number(config.console.serial.slice(4)) : undefined;
+  const menu: MenuOptions = {
+    entries: bootEntries(config, volumeId),
+    defaultId: config.menu.default,
+    timeoutSeconds: config.menu.timeoutSeconds,
+    serial: serialUnit === undefined ? null : { unit: serialUnit, speed: config.console.speed },
+    marker,
+  };
+  await writeFile(join(isoTree, 'boot', 'grub', 'grub.cfg'), renderGrubMenu(menu, a.grubTemplates));
+  await writeFile(join(isoTree, marker), `${volumeId}\n`);
+  await copyFile(join(out, 'vmlinuz'), join(isoTree, 'boot', 'vmlinuz'));
+  await copyFile(coreInitrd, join(isoTree, 'boot', 'initrd.img'));
+  if (payloadImage) {
+    await mkdir(join(isoTree, dirname(PAYLOAD_PATH)), { recursive: true });
+    await copyFile(payloadImage, join(isoTree, PAYLOAD_PATH));
+  }
+  const early = join(work, 'early.cfg');
+  await writeFile(early, earlyGrubConfig(marker));
+  await makeGrubImage({ format: 'i386-pc-eltorito', output: join(isoTree, 'boot', 'grub', 'bios.img'), configFile: early, signal });
+  const bootx64 = join(work, 'BOOTX64.EFI');
+  await makeGrubImage({ format: 'x86_64-efi', output: bootx64, configFile: early, signal });
+  const esp = join(work, 'esp.img');
+  await makeEspImage({ output: esp, bootx64, sourceDateEpoch: epoch, signal });
+  await writeIso({
+    tree: isoTree,
+    output: join(out, 'imagepe.iso'),
+    volumeId,
+    biosImage: 'boot/grub/bios.img',
+    espImage: esp,
+    hybridMbr: '/usr/lib/grub/i386-pc/boot_hybrid.img',
+    sourceDateEpoch: epoch,
+    signal,
+  });
+  step('iso', 'done');
+
+  const pxeMenu = { ...menu, entries: bootEntries(config, null) };
+  await writeFile(join(out, 'boot.ipxe'), renderIpxeScript(pxeMenu, a.ipxeTemplate));
+  await writeFile(join(out, 'grub.cfg'), renderGrubNetConfig(pxeMenu));
+}

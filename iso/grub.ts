@@ -1,0 +1,111 @@
+import { run } from '../core/index.js';
+
+/** One boot menu entry as the templates render it. */
+export interface BootEntry {
+  id: string;
+  title: string;
+  /** The whole kernel command line of this entry. */
+  args: string[];
+}
+
+export interface MenuOptions {
+  entries: readonly BootEntry[];
+  defaultId: string;
+  timeoutSeconds: number;
+  /** Serial port settings for GRUB's own menu, or null for the screen only. */
+  serial: { unit: number; speed: number } | null;
+  /** File at the root of the ISO that GRUB searches for to find its own medium. */
+  marker: string;
+}
+
+/** Fills @NAME@ placeholders; a placeholder without a value is an error in the template. */
+export function fillTemplate(template: string, values: Record<string, string>): string {
+  return template.replace(/@([A-Z_]+)@/g, (whole, name: string) => {
+    const v = values[name];
+    if (v === undefined) throw new Error(`template placeholder ${whole} has no value`);
+    return v;
+  });
+}
+
+/** GRUB quotes: single quotes cannot be escaped inside single quotes, so they are closed and reopened. */
+export function grubQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+export function renderGrubMenu(options: MenuOptions, templates: { grubCfg: string; menuEntry: string }): string {
+  const serial = options.serial
+    ? [`serial --unit=${options.serial.unit} --speed=${options.serial.speed}`, 'terminal_input console serial', 'terminal_output console serial'].join('\n')
+    : '';
+  const entries = options.entries
+    .map((e) => fillTemplate(templates.menuEntry, { TITLE: e.title.replace(/'/g, ''), ID: e.id, ARGS: e.args.map(quoteArgIfNeeded).join(' ') }))
+    .join('\n');
+  return fillTemplate(templates.grubCfg, {
+    TIMEOUT: String(options.timeoutSeconds),
+    DEFAULT: options.defaultId,
+    SERIAL: serial,
+    MARKER: options.marker,
+    ENTRIES: entries,
+  });
+}
+
+function quoteArgIfNeeded(arg: string): string {
+  return /^[A-Za-z0-9_.,:=/+-]+$/.test(arg) ? arg : grubQuote(arg);
+}
+
+/** The config built into both GRUB images: find the ISO by its marker file, then read its menu. */
+export function earlyGrubConfig(marker: string): string {
+  return [`search --no-floppy --set=root --file /${marker}`, 'set prefix=($root)/boot/grub', 'configfile $prefix/grub.cfg', ''].join('\n');
+}
+
+export interface IpxeOptions {
+  entries: readonly BootEntry[];
+  defaultId: string;
+  timeoutSeconds: number;
+}
+
+export function renderIpxeScript(options: IpxeOptions, template: string): string {
+  const items = options.entries.map((e) => `item ${e.id} ${e.title}`).join('\n');
+  const entries = options.entries
+    .map((e) => [`:${e.id}`, `kernel vmlinuz initrd=initrd.img ${e.args.join(' ')}`, 'initrd initrd.img', 'boot', ''].join('\n'))
+    .join('\n');
+  return fillTemplate(template, { ITEMS: items, DEFAULT: options.defaultId, TIMEOUT_MS: String(options.timeoutSeconds * 1000), ENTRIES: entries });
+}
+
+/** GRUB netboot menu: vmlinuz and initrd.img next to grub.cfg in the TFTP/HTTP directory. */
+export function renderGrubNetConfig(options: MenuOptions): string {
+  const lines = [
+    '# imagepe PXE menu for GRUB netboot; vmlinuz and initrd.img sit in the same directory as this file.',
+    `set timeout=${options.timeoutSeconds}`,
+    `set default=${options.defaultId}`,
+    'regexp --set=1:imagepe_dir "^(.*)/[^/]*$" "$config_file"',
+  ];
+  if (options.serial) lines.push(`serial --unit=${options.serial.unit} --speed=${options.serial.speed}`, 'terminal_input console serial', 'terminal_output console serial');
+  for (const e of options.entries) {
+    lines.push(`menuentry '${e.title.replace(/'/g, '')}' --id ${e.id} {`, `  linux $imagepe_dir/vmlinuz ${e.args.map(quoteArgIfNeeded).join(' ')}`, '  initrd $imagepe_dir/initrd.img', '}');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Modules built into the images, so the ISO needs no GRUB module directory. */
+export const GRUB_MODULES_COMMON = ['iso9660', 'part_msdos', 'part_gpt', 'normal', 'configfile', 'linux', 'search', 'search_fs_file', 'search_label', 'echo', 'test', 'serial', 'terminal', 'sleep', 'reboot', 'halt', 'regexp', 'ls', 'cat'];
+export const GRUB_MODULES_BIOS = ['biosdisk', ...GRUB_MODULES_COMMON];
+export const GRUB_MODULES_EFI = ['fat', 'efi_gop', 'efi_uga', 'all_video', ...GRUB_MODULES_COMMON];
+
+export interface GrubImageOptions {
+  format: 'i386-pc-eltorito' | 'x86_64-efi';
+  output: string;
+  /** File holding the early config (earlyGrubConfig). */
+  configFile: string;
+  modules?: readonly string[];
+  signal?: AbortSignal;
+}
+
+/** A GRUB core image; grub-mkimage gives the same bytes for the same inputs. */
+export async function makeGrubImage(options: GrubImageOptions): Promise<void> {
+  const modules = options.modules ?? (options.format === 'x86_64-efi' ? GRUB_MODULES_EFI : GRUB_MODULES_BIOS);
+  await run('grub-mkimage', ['-O', options.format, '-p', '/boot/grub', '-c', options.configFile, '-o', options.output, ...modules], {
+    what: `building the GRUB ${options.format} image`,
+    timeoutMs: 60_000,
+    signal: options.signal,
+  });
+}

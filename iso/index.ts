@@ -1,0 +1,3 @@
+export * from './grub.js';
+export * from './esp.js';
+export * from './xorriso.js';

@@ -1,0 +1,74 @@
+import type { Accelerator } from './accel.js';
+
+export interface PortForward {
+  protocol: 'tcp' | 'udp';
+  /** Bound on 127.0.0.1 only. */
+  hostPort: number;
+  guestPort: number;
+}
+
+export interface VmSpec {
+  accel: Accelerator;
+  firmware: 'bios' | 'uefi';
+  /** OVMF code (read-only) and this VM's private copy of the variable store. */
+  ovmf?: { code: string; vars: string };
+  memoryMiB: number;
+  cpus: number;
+  /** The boot ISO, as a CD or as a USB disk (the hybrid image written to a stick). */
+  iso?: { path: string; as: 'cd' | 'usb' };
+  /** Direct kernel boot, as PXE would load it. */
+  kernel?: { image: string; initrd: string; append: string };
+  disks: readonly { path: string; format: 'qcow2' | 'raw' }[];
+  /** Directory QEMU serves over SMB at //10.0.2.4/qemu. */
+  share?: string;
+  forwards: readonly PortForward[];
+  qmpSocket: string;
+  extraArgs?: readonly string[];
+}
+
+/** Commas in QEMU option values are escaped by doubling them. */
+export function qemuEscape(value: string): string {
+  return value.replace(/,/g, ',,');
+}
+
+/**
+ * The qemu-system-x86_64 command line. The network is user-mode with restrict=on, so the
+ * guest reaches nothing but QEMU's own DHCP, DNS and SMB services and the listed forwards.
+ */
+export function qemuArgs(spec: VmSpec): string[] {
+  const a: string[] = ['-nodefaults', '-no-user-config', '-machine', 'pc', '-accel', spec.accel];
+  if (spec.accel === 'kvm') a.push('-cpu', 'host');
+  a.push('-m', String(spec.memoryMiB), '-smp', String(spec.cpus));
+  a.push('-display', 'none', '-vga', 'std', '-serial', 'stdio', '-monitor', 'none');
+  a.push('-qmp', `unix:${qemuEscape(spec.qmpSocket)},server=on,wait=off`);
+  a.push('-no-reboot', '-boot', 'menu=off,strict=on');
+  // Without an entropy source the emulated CPU (no RDRAND) leaves the kernel's CRNG
+  // uninitialized for seconds, and Node.js blocks in getrandom() until it is.
+  a.push('-object', 'rng-random,id=rng0,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng0');
+  if (spec.firmware === 'uefi') {
+    if (!spec.ovmf) throw new Error('UEFI boot needs the OVMF code and vars files');
+    a.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuEscape(spec.ovmf.code)}`);
+    a.push('-drive', `if=pflash,format=raw,unit=1,file=${qemuEscape(spec.ovmf.vars)}`);
+  }
+  if (spec.iso?.as === 'cd') {
+    a.push('-drive', `if=none,id=cd0,media=cdrom,readonly=on,format=raw,file=${qemuEscape(spec.iso.path)}`);
+    a.push('-device', 'ide-cd,drive=cd0,bootindex=0');
+  } else if (spec.iso?.as === 'usb') {
+    a.push('-device', 'qemu-xhci,id=xhci');
+    a.push('-drive', `if=none,id=stick0,readonly=on,format=raw,file=${qemuEscape(spec.iso.path)}`);
+    a.push('-device', 'usb-storage,bus=xhci.0,drive=stick0,removable=on,bootindex=0');
+  }
+  if (spec.kernel) a.push('-kernel', spec.kernel.image, '-initrd', spec.kernel.initrd, '-append', spec.kernel.append);
+  // Disks boot after the medium, as firmware orders them on a machine with the stick left in;
+  // with strict=on a disk without a bootindex would never be tried.
+  spec.disks.forEach((d, i) => {
+    a.push('-drive', `if=none,id=disk${i},format=${d.format},file=${qemuEscape(d.path)}`);
+    a.push('-device', `virtio-blk-pci,drive=disk${i},bootindex=${i + 1}`);
+  });
+  let netdev = 'user,id=net0,restrict=on';
+  if (spec.share) netdev += `,smb=${qemuEscape(spec.share)}`;
+  for (const f of spec.forwards) netdev += `,hostfwd=${f.protocol}:127.0.0.1:${f.hostPort}-:${f.guestPort}`;
+  a.push('-netdev', netdev, '-device', 'virtio-net-pci,netdev=net0,romfile=');
+  a.push(...(spec.extraArgs ?? []));
+  return a;
+}

@@ -1,0 +1,293 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { execa, type ResultPromise } from 'execa';
+import { findTool, ImagepeError, parseSize, removeQuietly, run, tail, ToolMissingError } from '../core/index.js';
+import { parseEventLine, type AgentEvent } from '../agent/events.js';
+import { detectAccelerator, kvmProbe, type AccelDecision, type AcceleratorChoice } from './accel.js';
+import { qemuArgs, type PortForward } from './args.js';
+import { QmpClient } from './qmp.js';
+
+export const OVMF_CODE_CANDIDATES = ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_CODE.fd'];
+
+export async function findOvmf(): Promise<{ code: string; vars: string }> {
+  for (const code of OVMF_CODE_CANDIDATES) {
+    const vars = code.replace('OVMF_CODE', 'OVMF_VARS');
+    if ((await stat(code).catch(() => undefined)) && (await stat(vars).catch(() => undefined))) return { code, vars };
+  }
+  throw new ImagepeError('NOT_FOUND', 'OVMF firmware was not found in /usr/share/OVMF', { hint: 'apt-get install ovmf' });
+}
+
+/** A blank virtual disk; qcow2 files take no space until written. */
+export async function createDisk(path: string, size: string | number, format: 'qcow2' | 'raw' = 'qcow2'): Promise<void> {
+  await run('qemu-img', ['create', '-q', '-f', format, path, String(parseSize(size))], { what: `creating the virtual disk ${path}`, timeoutMs: 30_000 });
+}
+
+export interface VmDisk {
+  path: string;
+  /** Created blank (qcow2) when the file does not exist. */
+  size?: string | number;
+  format?: 'qcow2' | 'raw';
+}
+
+export interface StartVmOptions {
+  iso?: string;
+  /** How the ISO is attached: as a CD (default) or as a USB disk. */
+  bootFrom?: 'cd' | 'usb';
+  uefi?: boolean;
+  kernel?: { image: string; initrd: string; append: string };
+  disks?: readonly (string | VmDisk)[];
+  share?: string;
+  forwards?: readonly PortForward[];
+  memoryMiB?: number;
+  cpus?: number;
+  accel?: AcceleratorChoice;
+  /** Where the serial log, OVMF vars copy and QMP socket go; a new temporary directory by default. */
+  workDir?: string;
+  /** Hard limit on the VM's whole life; QEMU is killed after it. */
+  lifetimeMs?: number;
+  signal?: AbortSignal;
+  onSerialLine?: (line: string) => void;
+  onEvent?: (event: AgentEvent) => void;
+}
+
+export interface VmExit {
+  exitCode: number | undefined;
+  signal: string | undefined;
+}
+
+/** A running QEMU guest; every wait has a timeout, and the serial log is kept on disk. */
+export class Vm {
+  readonly events: AgentEvent[] = [];
+  private readonly lines: string[] = [];
+  private listeners = new Set<() => void>();
+  private exitInfo: VmExit | undefined;
+  private qmp: QmpClient | undefined;
+  private stderr = '';
+  private panicked = false;
+
+  constructor(
+    private readonly child: ResultPromise,
+    readonly logPath: string,
+    readonly workDir: string,
+    readonly accel: AccelDecision,
+    readonly startedAt: number,
+    private readonly qmpSocket: string,
+    private readonly log: WriteStream,
+    private readonly options: StartVmOptions,
+  ) {
+    const decoder = new StringDecoder('utf8');
+    let pending = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      log.write(chunk);
+      pending += decoder.write(chunk);
+      const parts = pending.split(/\r?\n|\r/);
+      pending = parts.pop() ?? '';
+      for (const line of parts) this.onLine(line);
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      this.stderr += chunk.toString('utf8');
+    });
+    void child.then(
+      (r) => this.onExit({ exitCode: r.exitCode, signal: r.signal }),
+      (e: { exitCode?: number; signal?: string }) => this.onExit({ exitCode: e.exitCode, signal: e.signal }),
+    );
+  }
+
+  private onLine(line: string): void {
+    this.lines.push(line);
+    if (line.includes('Kernel panic - not syncing')) this.panicked = true;
+    this.options.onSerialLine?.(line);
+    const event = parseEventLine(line);
+    if (event) {
+      this.events.push(event);
+      this.options.onEvent?.(event);
+    }
+    this.notify();
+  }
+
+  private onExit(info: VmExit): void {
+    this.exitInfo = info;
+    this.log.end();
+    this.notify();
+  }
+
+  private notify(): void {
+    for (const l of [...this.listeners]) l();
+  }
+
+  get exited(): VmExit | undefined {
+    return this.exitInfo;
+  }
+
+  /** The serial output so far, one entry per line. */
+  serialLines(): readonly string[] {
+    return this.lines;
+  }
+
+  /** Seconds since QEMU was started. */
+  elapsedSeconds(): number {
+    return (Date.now() - this.startedAt) / 1000;
+  }
+
+  /**
+   * Resolves with the first event (already seen or still to come) that matches; rejects when
+   * the agent reports an error first, when QEMU exits, or after timeoutMs, naming the log.
+   */
+  waitForEvent<T extends AgentEvent['type']>(type: T, timeoutMs: number): Promise<Extract<AgentEvent, { type: T }>> {
+    return this.waitFor(`the agent's "${type}" event`, timeoutMs, () => {
+      const found = this.events.find((e) => e.type === type);
+      if (found) return found as Extract<AgentEvent, { type: T }>;
+      const error = type === 'error' ? undefined : this.events.find((e) => e.type === 'error');
+      if (error && error.type === 'error') throw this.failure(`the agent reported an error (${error.code}): ${error.message}`);
+      return undefined;
+    });
+  }
+
+  /** Resolves with the first serial line matching the pattern. */
+  waitForLine(pattern: RegExp, timeoutMs: number): Promise<string> {
+    return this.waitFor(`a serial line matching ${pattern}`, timeoutMs, () => this.lines.find((l) => pattern.test(l)));
+  }
+
+  /** Resolves when QEMU has exited. */
+  waitForExit(timeoutMs: number): Promise<VmExit> {
+    return this.waitFor('QEMU to exit', timeoutMs, () => this.exitInfo, true);
+  }
+
+  private waitFor<R>(what: string, timeoutMs: number, check: () => R | undefined, exitIsOk = false): Promise<R> {
+    return new Promise<R>((resolvePromise, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        this.listeners.delete(listener);
+        if (timer) clearTimeout(timer);
+      };
+      const listener = () => {
+        try {
+          const r = check();
+          if (r !== undefined) {
+            done();
+            resolvePromise(r);
+          } else if (!exitIsOk && this.panicked) {
+            done();
+            reject(this.failure(`the guest kernel panicked before ${what}`));
+          } else if (this.exitInfo && !exitIsOk) {
+            done();
+            reject(this.failure(`QEMU exited (status ${this.exitInfo.exitCode ?? this.exitInfo.signal}) before ${what}`));
+          }
+        } catch (e) {
+          done();
+          reject(e);
+        }
+      };
+      timer = setTimeout(() => {
+        done();
+        reject(this.failure(`no ${what} within ${Math.round(timeoutMs / 1000)} s`, 'COMMAND_TIMEOUT'));
+      }, timeoutMs);
+      this.listeners.add(listener);
+      listener();
+    });
+  }
+
+  private failure(message: string, code: 'COMMAND_TIMEOUT' | 'COMMAND_FAILED' = 'COMMAND_FAILED'): ImagepeError {
+    const serial = this.lines.slice(-20).join('\n');
+    const stderr = tail(this.stderr, 10);
+    return new ImagepeError(code, `${message}\nserial log: ${this.logPath}\n--- last serial lines ---\n${serial}${stderr ? `\n--- qemu stderr ---\n${stderr}` : ''}`, {
+      hint: `The whole serial console output is in ${this.logPath}.`,
+    });
+  }
+
+  private async qmpClient(): Promise<QmpClient> {
+    this.qmp ??= await QmpClient.connect(this.qmpSocket);
+    return this.qmp;
+  }
+
+  /** Types text on the serial console, as a user at the PE's shell would. */
+  sendSerial(text: string): void {
+    if (this.exitInfo) throw this.failure('QEMU has exited; nothing can be typed');
+    this.child.stdin?.write(text);
+  }
+
+  /** ACPI power button, as a user would press it. */
+  async powerButton(): Promise<void> {
+    await (await this.qmpClient()).execute('system_powerdown');
+  }
+
+  async reset(): Promise<void> {
+    await (await this.qmpClient()).execute('system_reset');
+  }
+
+  /** Stops the VM now (QMP quit, then a kill if QEMU does not go). The serial log stays. */
+  async stop(): Promise<void> {
+    if (!this.exitInfo) {
+      try {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([(await this.qmpClient()).execute('quit'), new Promise((r) => (timer = setTimeout(r, 3_000)))]).finally(() => clearTimeout(timer));
+      } catch {
+        // QEMU may already be gone; the kill below covers every case.
+      }
+      await this.waitForExit(5_000).catch(() => {
+        this.child.kill('SIGKILL');
+      });
+      await this.waitForExit(5_000).catch(() => undefined);
+    }
+    this.qmp?.close();
+    await removeQuietly(this.qmpSocket);
+  }
+}
+
+/** Starts qemu-system-x86_64 as the options describe; the caller must stop() the VM. */
+export async function startVm(options: StartVmOptions): Promise<Vm> {
+  const qemu = findTool('qemu-system-x86_64');
+  if (!qemu) throw new ToolMissingError('qemu-system-x86_64', 'qemu-system-x86');
+  const workDir = options.workDir ?? (await mkdtemp(join(tmpdir(), 'imagepe-vm-')));
+  await mkdir(workDir, { recursive: true });
+  const accel = await detectAccelerator(options.accel ?? 'auto', () => kvmProbe());
+  const disks: { path: string; format: 'qcow2' | 'raw' }[] = [];
+  for (const d of options.disks ?? []) {
+    const disk: VmDisk = typeof d === 'string' ? { path: d } : d;
+    const format = disk.format ?? (disk.path.endsWith('.raw') || disk.path.endsWith('.img') ? 'raw' : 'qcow2');
+    if (!(await stat(disk.path).catch(() => undefined))) await createDisk(disk.path, disk.size ?? '8GiB', format);
+    disks.push({ path: resolve(disk.path), format });
+  }
+  let ovmf: { code: string; vars: string } | undefined;
+  if (options.uefi) {
+    const found = await findOvmf();
+    // Each VM writes its own variable store; the packaged one must stay pristine.
+    const vars = join(workDir, 'OVMF_VARS.fd');
+    await copyFile(found.vars, vars);
+    ovmf = { code: found.code, vars };
+  }
+  if (options.iso && !(await stat(options.iso).catch(() => undefined))) throw new ImagepeError('NOT_FOUND', `ISO ${options.iso} does not exist`, { hint: 'Build one with: imagepe build' });
+  const qmpSocket = join(workDir, 'qmp.sock');
+  const logPath = join(workDir, 'serial.log');
+  const args = qemuArgs({
+    accel: accel.accel,
+    firmware: options.uefi ? 'uefi' : 'bios',
+    ovmf,
+    memoryMiB: options.memoryMiB ?? 1536,
+    cpus: options.cpus ?? 1,
+    iso: options.iso ? { path: resolve(options.iso), as: options.bootFrom ?? 'cd' } : undefined,
+    kernel: options.kernel,
+    disks,
+    share: options.share ? resolve(options.share) : undefined,
+    forwards: options.forwards ?? [],
+    qmpSocket,
+  });
+  const log = createWriteStream(logPath);
+  log.write(`# ${qemu} ${args.join(' ')}\n# accelerator: ${accel.accel} (${accel.reason})\n`);
+  const startedAt = Date.now();
+  // The one place QEMU runs outside run(): it is long-lived and its output is streamed.
+  const child = execa(qemu, args, {
+    reject: false,
+    stdin: 'pipe',
+    buffer: false,
+    timeout: options.lifetimeMs ?? 30 * 60_000,
+    cancelSignal: options.signal,
+    forceKillAfterDelay: 3_000,
+    cleanup: true,
+    encoding: 'buffer',
+  });
+  return new Vm(child, logPath, workDir, accel, startedAt, qmpSocket, log, options);
+}

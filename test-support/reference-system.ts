@@ -1,0 +1,107 @@
+import { chmod, copyFile, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildModuleIndex, selectModules, writeCpio, type FileTree } from '../builder/index.js';
+
+export interface ReferenceSystem {
+  root: string;
+  kernelVersion: string;
+  /** The machine-id the reference had before it was generalized. */
+  machineId: string;
+}
+
+const BUSYBOX_APPLETS = ['sh', 'cat', 'echo', 'mount', 'umount', 'poweroff', 'sleep', 'ls', 'modprobe', 'findfs', 'switch_root', 'mkdir', 'sync'];
+
+// The deployed disk boots the distribution kernel, whose disk and filesystem drivers are all
+// modules, so like any real system it needs an initramfs: this one loads them, finds the root
+// by the UUID GRUB passes, and hands over to the system's own init.
+const INITRD_INIT = `#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in virtio_pci virtio_blk ahci sd_mod crc32c_generic ext4; do modprobe "$m" || echo "initrd: modprobe $m failed"; done
+root=
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in root=*) root="\${arg#root=}" ;; esac
+done
+dev=
+for i in $(seq 1 50); do
+  dev=$(findfs "$root" 2>/dev/null) && [ -n "$dev" ] && break
+  sleep 0.2
+done
+[ -n "$dev" ] || { echo "initrd: root $root not found"; exec sh; }
+mkdir -p /newroot
+mount -o rw "$dev" /newroot || { echo "initrd: cannot mount $dev"; exec sh; }
+umount /sys /proc
+mount --move /dev /newroot/dev 2>/dev/null
+exec switch_root /newroot /sbin/init
+`;
+
+// What the test reads off the serial console once the deployed disk has booted.
+const SYSTEM_INIT = `#!/bin/sh
+mount -t proc proc /proc
+line="DEPLOYED hostname=$(cat /etc/hostname) machine-id=$(cat /etc/machine-id) marker=$(cat /var/lib/imagepe/deployed.json >/dev/null 2>&1 && echo yes || echo no)"
+echo "$line"
+# /dev/console is whichever console= came last; the test reads the serial port.
+echo "$line" >/dev/ttyS0 2>/dev/null
+sync
+poweroff -f
+`;
+
+/**
+ * A tiny bootable Linux reference system: the host's kernel, an initramfs with the disk drivers,
+ * busybox, and an init that prints a DEPLOYED line with the hostname and machine-id and powers
+ * off. It carries the state that generalize must remove (machine-id, SSH host keys, logs).
+ */
+export async function makeReferenceSystem(root: string): Promise<ReferenceSystem> {
+  const kernelVersion = await hostKernelVersion();
+  for (const d of ['bin', 'sbin', 'etc/ssh', 'proc', 'sys', 'dev', 'tmp', 'boot', 'var/log', 'var/lib/dbus', 'root']) await mkdir(join(root, d), { recursive: true });
+  await copyFile('/bin/busybox', join(root, 'bin/busybox'));
+  await chmod(join(root, 'bin/busybox'), 0o755);
+  for (const applet of BUSYBOX_APPLETS) await symlink('busybox', join(root, 'bin', applet));
+  await writeFile(join(root, 'sbin/init'), SYSTEM_INIT, { mode: 0o755 });
+  await writeFile(join(root, 'etc/hostname'), 'reference\n');
+  const machineId = 'ab'.repeat(16);
+  await writeFile(join(root, 'etc/machine-id'), `${machineId}\n`);
+  await symlink('/etc/machine-id', join(root, 'var/lib/dbus/machine-id'));
+  await writeFile(join(root, 'etc/ssh/ssh_host_ed25519_key'), 'PRIVATE KEY OF THE REFERENCE', { mode: 0o600 });
+  await writeFile(join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'ssh-ed25519 AAAA reference');
+  await writeFile(join(root, 'var/log/messages'), 'reference boot log\n');
+  await writeFile(join(root, 'root/.ash_history'), 'poweroff\n');
+  await copyFile(`/boot/vmlinuz-${kernelVersion}`, join(root, `boot/vmlinuz-${kernelVersion}`));
+  await makeInitrd(kernelVersion, join(root, `boot/initrd.img-${kernelVersion}`));
+  return { root, kernelVersion, machineId };
+}
+
+async function hostKernelVersion(): Promise<string> {
+  const kernels = (await readdir('/boot')).filter((n) => n.startsWith('vmlinuz-')).sort();
+  const newest = kernels.pop();
+  if (!newest) throw new Error('no /boot/vmlinuz-*: install linux-image-amd64 (scripts/setup)');
+  return newest.slice('vmlinuz-'.length);
+}
+
+async function makeInitrd(kernelVersion: string, out: string): Promise<void> {
+  const modDir = `/lib/modules/${kernelVersion}`;
+  const depText = await readFile(join(modDir, 'modules.dep'), 'utf8');
+  const softdep = await readFile(join(modDir, 'modules.softdep'), 'utf8').catch(() => '');
+  const builtin = await readFile(join(modDir, 'modules.builtin'), 'utf8').catch(() => '');
+  const index = buildModuleIndex(depText, softdep, builtin);
+  const chosen = selectModules(index, ['virtio_pci', 'virtio_blk', 'ahci', 'sd_mod', 'crc32c_generic', 'ext4']);
+  const tree: FileTree = new Map();
+  tree.set('init', { kind: 'data', data: Buffer.from(INITRD_INIT), mode: 0o755 });
+  tree.set('bin/busybox', { kind: 'file', source: '/bin/busybox', size: (await stat('/bin/busybox')).size, mode: 0o755 });
+  for (const applet of [...BUSYBOX_APPLETS, 'seq']) tree.set(`bin/${applet}`, { kind: 'symlink', target: 'busybox' });
+  for (const d of ['proc', 'sys', 'dev', 'newroot']) tree.set(d, { kind: 'dir' });
+  tree.set('dev/console', { kind: 'char', major: 5, minor: 1, mode: 0o600 });
+  const chosenSet = new Set(chosen.paths);
+  for (const path of chosen.paths) {
+    const source = join(modDir, path);
+    tree.set(`lib/modules/${kernelVersion}/${path}`, { kind: 'file', source, size: (await stat(source)).size, mode: 0o644 });
+  }
+  // busybox modprobe reads a modules.dep limited to what is here.
+  const dep = depText
+    .split('\n')
+    .filter((line) => chosenSet.has(line.split(':')[0] ?? ''))
+    .join('\n');
+  tree.set(`lib/modules/${kernelVersion}/modules.dep`, { kind: 'data', data: Buffer.from(`${dep}\n`), mode: 0o644 });
+  await writeCpio(tree, out, 0);
+}
