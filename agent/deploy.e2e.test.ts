@@ -9,7 +9,7 @@ import { buildPe, parseBuildConfig, projectRoot, type BuildResult } from '../bui
 import { run } from '../core/index.js';
 import { generalize } from '../imaging/index.js';
 import { startVm, type Vm } from '../qemu-tests/index.js';
-import { makeReferenceSystem, type ReferenceSystem } from '../test-support/reference-system.js';
+import { makeReferenceSystem, type ReferenceSystem } from '../qemu-tests/reference-system.js';
 
 // The proof that the product works: the PE ISO boots in QEMU against a blank 2 GiB disk and
 // QEMU's smb= share, the agent deploys from the plan on the share, and then the deployed disk

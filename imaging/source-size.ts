@@ -8,6 +8,10 @@ export interface TreeSize {
   directories: number;
 }
 
+// Directories read at once: the walk is bound by syscall latency, not CPU, so overlapping the
+// calls is what makes it a small fraction of the capture it precedes.
+const PARALLEL_DIRECTORIES = 16;
+
 /**
  * Sums the data a capture will read, for the free-space estimate. Symbolic links are not
  * followed and each hard-linked inode counts once, as wimlib stores it once.
@@ -15,37 +19,38 @@ export interface TreeSize {
 export async function measureTree(root: string): Promise<TreeSize> {
   const seen = new Set<string>();
   const out: TreeSize = { bytes: 0, files: 0, directories: 1 };
-  const stack: string[] = [root];
-  while (stack.length > 0) {
-    const dir = stack.pop()!;
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      const path = join(dir, name);
-      let s;
-      try {
-        s = await lstat(path);
-      } catch {
-        continue;
-      }
-      if (s.isDirectory()) {
+  const pending: string[] = [root];
+  const measureDirectory = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    const files: string[] = [];
+    for (const e of entries) {
+      if (e.isDirectory()) {
         out.directories++;
-        stack.push(path);
-        continue;
+        pending.push(join(dir, e.name));
+      } else {
+        out.files++;
+        if (e.isFile()) files.push(join(dir, e.name));
       }
-      out.files++;
-      if (!s.isFile()) continue;
-      const key = `${s.dev}:${s.ino}`;
+    }
+    const stats = await Promise.all(files.map((f) => lstat(f).catch(() => undefined)));
+    for (const s of stats) {
+      if (!s) continue;
       if (s.nlink > 1) {
+        const key = `${s.dev}:${s.ino}`;
         if (seen.has(key)) continue;
         seen.add(key);
       }
       out.bytes += s.size;
     }
-  }
+  };
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const dir = pending.pop();
+      if (dir === undefined) return;
+      await measureDirectory(dir);
+    }
+  };
+  // Workers stop when the queue is empty, though a busy one may still add to it: go again until it stays empty.
+  while (pending.length > 0) await Promise.all(Array.from({ length: PARALLEL_DIRECTORIES }, worker));
   return out;
 }
