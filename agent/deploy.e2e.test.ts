@@ -1,15 +1,13 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { buildPe, parseBuildConfig, projectRoot, type BuildResult } from '../builder/index.js';
-import { run } from '../core/index.js';
+import { sha256File } from './deploy/index.js';
 import { generalize } from '../imaging/index.js';
 import { startVm, type Vm } from '../qemu-tests/index.js';
-import { makeReferenceSystem, type ReferenceSystem } from '../qemu-tests/reference-system.js';
+import { makeReferenceSystem, referencePlan, type ReferenceSystem } from '../qemu-tests/reference-system.js';
 
 // The proof that the product works: the PE ISO boots in QEMU against a blank 2 GiB disk and
 // QEMU's smb= share, the agent deploys from the plan on the share, and then the deployed disk
@@ -30,36 +28,8 @@ let reference: ReferenceSystem;
 let wimSha256: string;
 const machineIds: string[] = [];
 
-async function sha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
 function plan(firmware: string, sha: string): string {
-  return `source:
-  url: smb://10.0.2.4/qemu/images
-  image: reference.wim
-  index: reference
-  sha256: "${sha}"
-target:
-  disk: { pick: smallest, minSize: 1GiB }
-  wipe: false
-  layout:
-    table: gpt
-    firmware: both
-    partitions:
-      - { name: ESP, size: 64MiB, type: esp, format: vfat, label: ESP, mount: /boot/efi }
-      - { name: bios-boot, size: 1MiB, type: bios-boot }
-      - { name: root, size: rest, type: linux, format: ext4, label: root, mount: / }
-apply:
-  - { partition: root }
-specialize:
-  hostname: "${firmware}-{mac}"
-  machineId: new
-bootloader: { type: grub, firmware: both }
-after: poweroff
-`;
+  return referencePlan({ hostname: `${firmware}-{mac}`, sha256: sha });
 }
 
 /** Serial log kept on failure, removed on success. */
@@ -96,7 +66,7 @@ beforeAll(async () => {
   // Captured the way a user would: with the imagepe command.
   const wim = join(share, 'images/reference.wim');
   await exec('node', [resolve('dist/cli/main.js'), 'capture', reference.root, wim, 'reference', 'e2e reference system', '--compress', 'xpress', '--check']);
-  wimSha256 = await sha256(wim);
+  wimSha256 = await sha256File(wim);
 }, 300_000);
 
 afterAll(async () => {

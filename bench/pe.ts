@@ -5,7 +5,7 @@ import { buildPe, parseBuildConfig } from '../builder/index.js';
 import { run } from '../core/index.js';
 import { capture, generalize } from '../imaging/index.js';
 import { startVm } from '../qemu-tests/index.js';
-import { makeReferenceSystem } from '../qemu-tests/reference-system.js';
+import { makeReferenceSystem, referencePlan } from '../qemu-tests/reference-system.js';
 import { median, timed } from './stats.js';
 
 export interface BuildFigures {
@@ -74,23 +74,7 @@ export async function benchDeploy(iso: string, work: string, runs: number, datas
   const ref = await makeReferenceSystem(join(work, 'reference'));
   await generalize(ref.root);
   await capture(ref.root, join(share, 'images/reference.wim'), { name: 'reference', compression: 'xpress' });
-  await writeFile(
-    join(share, 'plan.yaml'),
-    `source: { url: smb://10.0.2.4/qemu/images, image: reference.wim, index: 1 }
-target:
-  disk: { pick: smallest, minSize: 1GiB }
-  layout:
-    table: gpt
-    firmware: both
-    partitions:
-      - { name: ESP, size: 64MiB, type: esp, format: vfat, mount: /boot/efi }
-      - { name: bios-boot, size: 1MiB, type: bios-boot }
-      - { name: root, size: rest, type: linux, format: ext4, mount: / }
-apply: [{ partition: root }]
-specialize: { hostname: "bench-{mac}" }
-after: poweroff
-`,
-  );
+  await writeFile(join(share, 'plan.yaml'), referencePlan({ hostname: 'bench-{mac}' }));
   const disk = join(work, 'deploy.qcow2');
   const pe = await startVm({ iso, uefi: true, disks: [{ path: disk, size: '2GiB' }], share, workDir: join(work, 'deploy-pe'), lifetimeMs: 600_000 });
   let peToDeployedSeconds: number;

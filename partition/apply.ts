@@ -201,7 +201,7 @@ async function signatures(device: string, runOpts: RunOptsFn): Promise<string[]>
 }
 
 /** blkid's low-level probe: reads the device itself, never a cache that may be stale. */
-async function probe(node: string, runOpts: RunOptsFn): Promise<Record<string, string>> {
+export async function probe(node: string, runOpts: RunOptsFn): Promise<Record<string, string>> {
   const r = await run('blkid', ['--probe', '--output', 'export', node], { ...runOpts(`probing ${node}`), okExitCodes: [0, 2] });
   const out: Record<string, string> = {};
   for (const line of r.stdout.split('\n')) {

@@ -22,7 +22,7 @@ export {
   type PartitionTypeName,
 } from './schema.js';
 export { plan, renderSfdiskScript, renderPlanTable, fat32MinimumBytes, GPT_TYPES, MBR_TYPES } from './planner.js';
-export { apply, type ApplyOptions } from './apply.js';
+export { apply, probe as probeFilesystem, type ApplyOptions } from './apply.js';
 export { compareWithPlan, type SfdiskJson, type SfdiskTable } from './verify.js';
 export { parseLsblk, selectDisk, listDisks, describeDisk, resolveTarget, type DiskCandidate, type SelectOptions, type DescribeOptions } from './disks.js';
 export { LayoutError, type Disk, type Plan, type PlannedPartition, type Result, type AppliedPartition } from './types.js';

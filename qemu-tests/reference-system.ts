@@ -105,3 +105,39 @@ async function makeInitrd(kernelVersion: string, out: string): Promise<void> {
   tree.set(`lib/modules/${kernelVersion}/modules.dep`, { kind: 'data', data: Buffer.from(`${dep}\n`), mode: 0o644 });
   await writeCpio(tree, out, 0);
 }
+
+export interface ReferencePlanOptions {
+  /** Hostname template: "demo-{mac}". */
+  hostname: string;
+  /** Expected sha256 of the WIM, checked before the disk is touched. */
+  sha256?: string;
+}
+
+/**
+ * The plan that deploys the reference system from QEMU's SMB share (images/reference.wim) to
+ * the smallest disk of at least 1 GiB: GPT with an ESP and a bios-boot partition, so the same
+ * disk boots by UEFI and by BIOS. The demo, the end-to-end tests and the bench all use it.
+ */
+export function referencePlan(o: ReferencePlanOptions): string {
+  return `source:
+  url: smb://10.0.2.4/qemu/images
+  image: reference.wim
+  index: reference
+${o.sha256 === undefined ? '' : `  sha256: "${o.sha256}"\n`}target:
+  disk: { pick: smallest, minSize: 1GiB }
+  layout:
+    table: gpt
+    firmware: both
+    partitions:
+      - { name: ESP, size: 64MiB, type: esp, format: vfat, label: ESP, mount: /boot/efi }
+      - { name: bios-boot, size: 1MiB, type: bios-boot }
+      - { name: root, size: rest, type: linux, format: ext4, label: root, mount: / }
+apply:
+  - { partition: root }
+specialize:
+  hostname: "${o.hostname}"
+  machineId: new
+bootloader: { type: grub, firmware: both }
+after: poweroff
+`;
+}

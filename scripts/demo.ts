@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startVm } from '../qemu-tests/index.js';
-import { makeReferenceSystem } from '../qemu-tests/reference-system.js';
+import { makeReferenceSystem, referencePlan } from '../qemu-tests/reference-system.js';
 
 const CLI = resolve('dist/cli/main.js');
 const uefi = !process.argv.includes('--bios');
@@ -41,21 +41,7 @@ async function main(): Promise<void> {
     imagepe('info', join(share, 'images/reference.wim'));
 
     say('3. The deploy plan, on the share');
-    const plan = `source: { url: smb://10.0.2.4/qemu/images, image: reference.wim, index: reference }
-target:
-  disk: { pick: smallest, minSize: 1GiB }
-  layout:
-    table: gpt
-    firmware: both
-    partitions:
-      - { name: ESP, size: 64MiB, type: esp, format: vfat, label: ESP, mount: /boot/efi }
-      - { name: bios-boot, size: 1MiB, type: bios-boot }
-      - { name: root, size: rest, type: linux, format: ext4, label: root, mount: / }
-apply: [{ partition: root }]
-specialize: { hostname: "demo-{mac}", machineId: new }
-bootloader: { type: grub, firmware: both }
-after: poweroff
-`;
+    const plan = referencePlan({ hostname: 'demo-{mac}' });
     await writeFile(join(share, 'plan.yaml'), plan);
     process.stdout.write(plan);
     imagepe('plan', 'validate', join(share, 'plan.yaml'));

@@ -228,7 +228,6 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
       end('partition');
       skip('format', 'no partition has a filesystem');
     }
-    const planned = (name: string) => partPlan.partitions.find((p) => p.name === name)!;
     const byName = (name: string) => applied.partitions.find((p) => p.name === name)!;
 
     // apply
@@ -321,7 +320,7 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
     const checks: string[] = [];
     const table = (JSON.parse((await run('sfdisk', ['--json', device], runOpts(`reading the partition table of ${device}`))).stdout) as partition.SfdiskJson).partitiontable;
     const filesystems = new Map<number, Record<string, string>>();
-    for (const p of applied.partitions) filesystems.set(p.number, await probe(p.node, runOpts));
+    for (const p of applied.partitions) filesystems.set(p.number, await partition.probeFilesystem(p.node, runOpts));
     const diffs = partition.compareWithPlan(partPlan, table, filesystems, new Map(applied.partitions.map((p) => [p.number, p.node]))).differences;
     if (diffs.length) throw new ImagepeError('VERIFY_FAILED', `${diskShown} no longer matches the layout:\n${diffs.map((d) => `  - ${d}`).join('\n')}`);
     checks.push('table');
@@ -435,15 +434,6 @@ async function whatItHolds(device: string, runOpts: (what: string) => RunOptions
   return [...new Set(out)];
 }
 
-async function probe(node: string, runOpts: (what: string) => RunOptions): Promise<Record<string, string>> {
-  const r = await run('blkid', ['--probe', '--output', 'export', node], { ...runOpts(`probing ${node}`), okExitCodes: [0, 2] });
-  const out: Record<string, string> = {};
-  for (const line of r.stdout.split('\n')) {
-    const at = line.indexOf('=');
-    if (at > 0) out[line.slice(0, at)] = line.slice(at + 1);
-  }
-  return out;
-}
 
 /**
  * Samples the image's listing and checks each path exists in the deployed tree. Paths that
