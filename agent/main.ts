@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { release, uptime } from 'node:os';
 import { parseAgentCommandLine, type AgentCommandLine } from './cmdline.js';
 import { deploy } from './deploy/index.js';
@@ -8,6 +8,7 @@ import { formatEventLine, stampEvent, type EventBody } from './event-line.js';
 import type { AgentEvent } from './events.js';
 import { waitForNetwork } from './network.js';
 import { parsePlanText, planNeedsNetwork, readPlanText } from './plan/index.js';
+import { screenLine } from './screen.js';
 import { parseSourceUrl } from './share/index.js';
 
 // The PE's entry point: /init starts it with stdout going to the consoles and the log, and acts
@@ -16,15 +17,49 @@ const EMBEDDED_PLAN = '/etc/imagepe/plan.json';
 const AFTER_FILE = '/run/imagepe/after';
 const NETWORK_WAIT_MS = 90_000;
 
+// /init sends stdout (JSON event lines) to the serial consoles and the log, and names the text
+// consoles a technician looks at in IMAGEPE_SCREENS; those get the same events in words.
+const screens = (process.env.IMAGEPE_SCREENS ?? '')
+  .split(/\s+/)
+  .filter(Boolean)
+  .flatMap((path) => {
+    try {
+      return [openSync(path, 'w')];
+    } catch {
+      return [];
+    }
+  });
+let lastScreenProgress = 0;
+
+function show(event: AgentEvent): void {
+  if (event.type === 'progress') {
+    const now = Date.now();
+    if (now - lastScreenProgress < 250 && event.done !== event.total) return;
+    lastScreenProgress = now;
+  }
+  const text = screenLine(event);
+  if (text === undefined) return;
+  for (const fd of screens) {
+    try {
+      writeSync(fd, text.replace(/\n/g, '\r\n'));
+    } catch {
+      // A screen that went away must not stop the deploy.
+    }
+  }
+}
+
 function emit(body: EventBody<AgentEvent>): void {
+  const event = stampEvent(body) as AgentEvent;
   // Synchronous, so an event is on the console before anything that follows can fail.
-  writeSync(1, `${formatEventLine(stampEvent(body))}\n`);
+  writeSync(1, `${formatEventLine(event)}\n`);
+  show(event);
 }
 
 // The serial line carries about 11 KB/s; progress goes out at most once a second per phase.
 function deployEventWriter(): (event: DeployEvent) => void {
   const last = new Map<string, number>();
   return (event) => {
+    show(event);
     if (event.type === 'progress' && event.done !== event.total) {
       const now = Date.now();
       if (now - (last.get(event.phase) ?? 0) < 1_000) return;
@@ -69,7 +104,7 @@ async function main(): Promise<number> {
   if (cmdline.mode === 'deploy' && planLocation) {
     await runDeploy(cmdline, planLocation, bootMedium);
   } else if (cmdline.mode !== 'shell') {
-    emit({ type: 'log', level: 'info', text: `mode ${cmdline.mode} without a plan has no steps yet; the PE stays up with a shell` });
+    emit({ type: 'log', level: 'info', text: `mode ${cmdline.mode}: no plan (imagepe.plan= or one embedded in the build); the interactive technician mode is not built yet, so a shell follows` });
   }
   return 0;
 }
