@@ -7,7 +7,7 @@ import { z } from 'zod';
  * types to the union below.
  */
 import { EVENT_SCHEMA_VERSION, MODES, formatEventLine, stampEvent, type EventBody } from './event-line.js';
-import { DeployedEventSchema, FailedEventSchema, ProgressEventSchema, StepEventSchema } from './deploy/events.js';
+import { DeployedEventSchema, FailedEventSchema, LogEventSchema, ProgressEventSchema, StepEventSchema } from './deploy/events.js';
 
 export { EVENT_SCHEMA_VERSION, MODES, formatEventLine } from './event-line.js';
 
@@ -55,16 +55,10 @@ export const ErrorEventSchema = z.object({
 });
 export type ErrorEvent = z.infer<typeof ErrorEventSchema>;
 
-export const LogEventSchema = z.object({
-  imagepe: version,
-  type: z.literal('log'),
-  time: z.string(),
-  level: z.enum(['info', 'warning']),
-  text: z.string(),
-});
-export type LogEvent = z.infer<typeof LogEventSchema>;
+// The log event is defined with the deploy's events (they cannot import this module, which imports theirs).
+export { LogEventSchema, type LogEvent } from './deploy/events.js';
 
-// The deploy steps' events are part of the same stream; their log event is this file's.
+// The deploy steps' events are part of the same stream.
 export const AgentEventSchema = z.discriminatedUnion('type', [ReadyEventSchema, ErrorEventSchema, LogEventSchema, StepEventSchema, ProgressEventSchema, DeployedEventSchema, FailedEventSchema]);
 export type AgentEvent = z.infer<typeof AgentEventSchema>;
 

@@ -1,6 +1,4 @@
 import { jest } from '@jest/globals';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -9,6 +7,7 @@ import { capture, generalize } from '../../imaging/index.js';
 import { removeDir, sparseFile, tempDir } from '../../test-support/tree.js';
 import { parsePlan, type DeployPlanInput } from '../plan/index.js';
 import { specializeLinux } from '../specialize/index.js';
+import { sha256File } from './check.js';
 import { deploy } from './deploy.js';
 import { DeployEventSchema, type DeployEvent } from './events.js';
 
@@ -24,12 +23,6 @@ let dir: string;
 let share: string;
 let wimSha: string;
 const attached: string[] = [];
-
-async function sha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
 
 async function hostKernel(): Promise<string> {
   const k = (await readdir('/boot')).filter((n) => n.startsWith('vmlinuz-')).sort().pop();
@@ -121,7 +114,7 @@ async function readRoot(node: string): Promise<RootSnapshot> {
       motdMode: (await stat(join(mnt, 'etc/motd'))).mode & 0o7777,
       grubCfg: await readFile(join(mnt, 'boot/grub/grub.cfg'), 'utf8'),
       marker: JSON.parse(await readFile(join(mnt, 'var/lib/imagepe/deployed.json'), 'utf8')) as Record<string, unknown>,
-      busybox: await sha256(join(mnt, 'bin/busybox')),
+      busybox: await sha256File(join(mnt, 'bin/busybox')),
       efiDirInRoot: await readdir(join(mnt, 'boot/efi')).catch(() => ['(missing)']),
       dbusMachineId: await stat(join(mnt, 'var/lib/dbus/machine-id')).then(() => true, () => false),
     };
@@ -139,7 +132,7 @@ beforeAll(async () => {
   await generalize(ref);
   await mkdir(join(share, 'images'), { recursive: true });
   await capture(ref, join(share, 'images/ref.wim'), { name: 'reference', compression: 'xpress' });
-  wimSha = await sha256(join(share, 'images/ref.wim'));
+  wimSha = await sha256File(join(share, 'images/ref.wim'));
 }, 60_000);
 
 afterAll(async () => {
@@ -189,7 +182,7 @@ describe('deploy into a disk image', () => {
       expect(first.ssh).toContain('sshd_config');
       expect(first.motd).toBe('deployed by imagepe\n');
       expect(first.motdMode).toBe(0o640);
-      expect(first.busybox).toBe(await sha256('/usr/bin/busybox'));
+      expect(first.busybox).toBe(await sha256File('/usr/bin/busybox'));
       expect(first.dbusMachineId).toBe(false);
       expect(first.efiDirInRoot).toEqual([]);
       // The fixture has no initrd, so the kernel must find its root by PARTUUID on its own.
@@ -224,11 +217,11 @@ describe('deploy into a disk image', () => {
   });
 
   it('refuses a disk that is not blank when the plan does not say wipe, before writing anything', async () => {
-    const before = await sha256(disk);
+    const before = await sha256File(disk);
     const got: DeployEvent[] = [];
     await expect(deploy(parsePlan(planInput()), { disk, yes: true, facts: FACTS, events: (e) => got.push(e) })).rejects.toMatchObject({ code: 'REFUSED' });
     expect(got[got.length - 1]).toMatchObject({ type: 'failed', step: 'disk', code: 'REFUSED', diskTouched: false });
-    expect(await sha256(disk)).toBe(before);
+    expect(await sha256File(disk)).toBe(before);
   });
 
   it('deploys again over it with wipe and gives the machine a new machine-id', async () => {
@@ -243,7 +236,7 @@ describe('deploy into a disk image', () => {
 describe('deploy with a wrong image checksum', () => {
   it('fails at the check step and leaves the disk blank', async () => {
     const disk = await sparseFile(join(dir, 'blank.img'), GiB);
-    const before = await sha256(disk);
+    const before = await sha256File(disk);
     const events: DeployEvent[] = [];
     await expect(deploy(parsePlan(planInput({ sha256: 'f'.repeat(64) })), { disk, yes: true, facts: FACTS, events: (e) => events.push(e) })).rejects.toMatchObject({ code: 'WIM_CORRUPT' });
     const failed = events[events.length - 1];
@@ -251,7 +244,7 @@ describe('deploy with a wrong image checksum', () => {
     expect(failed?.type === 'failed' && failed.message).toContain('f'.repeat(64));
     expect(events.some((e) => e.type === 'step' && e.step === 'partition')).toBe(false);
     expect(events.some((e) => e.type === 'deployed')).toBe(false);
-    expect(await sha256(disk)).toBe(before);
+    expect(await sha256File(disk)).toBe(before);
     expect((await run('losetup', ['--associated', disk, '--noheadings'])).stdout.trim()).toBe('');
   });
 });
@@ -286,13 +279,13 @@ describe('deploy from an http source', () => {
       const mnt = await tempDir('http-root');
       await run('mount', ['-o', 'ro', `${loop}p3`, mnt]);
       try {
-        return { busybox: await sha256(join(mnt, 'bin/busybox')), machineId: (await readFile(join(mnt, 'etc/machine-id'), 'utf8')).trim() };
+        return { busybox: await sha256File(join(mnt, 'bin/busybox')), machineId: (await readFile(join(mnt, 'etc/machine-id'), 'utf8')).trim() };
       } finally {
         await run('umount', [mnt]);
         await removeDir(mnt);
       }
     });
-    expect(root.busybox).toBe(await sha256('/usr/bin/busybox'));
+    expect(root.busybox).toBe(await sha256File('/usr/bin/busybox'));
     expect(root.machineId).toBe(result.machineId);
     // The download was a scratch copy; it is gone.
     expect((await readdir(dir)).filter((n) => n.endsWith('ref.wim'))).toEqual([]);

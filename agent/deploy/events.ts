@@ -66,16 +66,16 @@ export const FailedEventSchema = z.object({
 });
 export type FailedEvent = z.infer<typeof FailedEventSchema>;
 
-/** Warnings and notes along the way; same shape as the agent's log event. */
-export const DeployLogEventSchema = z.object({
+/** Warnings and notes along the way, from the deploy and from the rest of the agent alike. */
+export const LogEventSchema = z.object({
   ...base,
   type: z.literal('log'),
   level: z.enum(['info', 'warning']),
   text: z.string(),
 });
-export type DeployLogEvent = z.infer<typeof DeployLogEventSchema>;
+export type LogEvent = z.infer<typeof LogEventSchema>;
 
-export const DeployEventSchema = z.discriminatedUnion('type', [StepEventSchema, ProgressEventSchema, DeployedEventSchema, FailedEventSchema, DeployLogEventSchema]);
+export const DeployEventSchema = z.discriminatedUnion('type', [StepEventSchema, ProgressEventSchema, DeployedEventSchema, FailedEventSchema, LogEventSchema]);
 export type DeployEvent = z.infer<typeof DeployEventSchema>;
 export type DeployEventSink = (event: DeployEvent) => void;
 
