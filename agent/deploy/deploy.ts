@@ -3,7 +3,7 @@ import { realpath } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CommandFailedError, CommandTimeoutError, ImagepeError, pathKind, run, type ImagepeEvent, type RunOptions } from '../../core/index.js';
+import { CommandFailedError, CommandTimeoutError, ImagepeError, formatBytes, pathKind, run, type ImagepeEvent, type RunOptions } from '../../core/index.js';
 import * as imaging from '../../imaging/index.js';
 import * as partition from '../../partition/index.js';
 import { fatFileExists, installGrub, MTOOLS_ENV, type GrubResult } from '../bootloader/index.js';
@@ -210,13 +210,14 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
     end('check', `${how}; image${images.length > 1 ? 's' : ''} ${images.map((i) => `${i.index} "${i.name}"`).join(', ')}`);
 
     // partition, then format: partition.apply does both and reports its own steps
+    const tableSummary = `${partPlan.table}: ${partPlan.partitions.map((p) => `${p.name} ${formatBytes(p.sizeBytes)}`).join(', ')}`;
     begin('partition', `${partPlan.table}, ${partPlan.partitions.length} partitions`);
     let formatting = false;
     const onPartitionEvent = (e: ImagepeEvent) => {
       if (e.type === 'step' && e.status === 'started' && (e.step === 'wipe' || e.step === 'write-table')) touched = true;
       if (e.type === 'step' && e.status === 'started' && e.step.startsWith('format ') && !formatting) {
         formatting = true;
-        end('partition');
+        end('partition', tableSummary);
         begin('format');
       }
       if (e.type === 'progress') progress('format', e);
@@ -225,7 +226,7 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
     const applied = await partition.apply(partPlan, { events: onPartitionEvent, ...(signal ? { signal } : {}) });
     if (formatting) end('format', applied.partitions.filter((p) => p.fsType).map((p) => `${p.name}: ${p.fsType}`).join(', '));
     else {
-      end('partition');
+      end('partition', tableSummary);
       skip('format', 'no partition has a filesystem');
     }
     const byName = (name: string) => applied.partitions.find((p) => p.name === name)!;
