@@ -1,12 +1,12 @@
-import { createInterface } from 'node:readline/promises';
 import type { Argv, CommandModule } from 'yargs';
-import { ImagepeError, formatBytes, formatDuration } from '../../core/index.js';
+import { formatBytes, formatDuration } from '../../core/index.js';
 import { deploy, type DeployResult, type DiskSummary } from '../../agent/deploy/index.js';
 import { loadPlan } from '../../agent/plan/index.js';
 import { renderPlanTable } from '../../partition/index.js';
 import { printJson } from '../output.js';
 import { withSteps } from '../steps.js';
 import { summary } from './plan.js';
+import { askYes, requireTerminal } from '../confirm.js';
 
 type DeployArgs = { json: boolean; plan: string; disk: string | undefined; yes: boolean; 'sector-size': number | undefined };
 
@@ -22,9 +22,7 @@ export const deployCommand: CommandModule<{ json: boolean }, DeployArgs> = {
       .example('$0 deploy --plan plan.yaml --disk disk.img --yes', 'deploy into a disk image file through a loop device') as Argv<DeployArgs>,
   handler: async (a) => {
     const plan = await loadPlan(a.plan);
-    if (!a.yes && !process.stdin.isTTY) {
-      throw new ImagepeError('REFUSED', 'not deploying without confirmation', { hint: 'Pass --yes to deploy without asking (stdin is not a terminal).' });
-    }
+    if (!a.yes) requireTerminal('not deploying without confirmation', 'Pass --yes to deploy without asking (stdin is not a terminal).');
     // deploy asks once the disk is chosen and read, before anything is mapped or written.
     const confirm = async (s: DiskSummary) => ask(s, summary(plan));
     // Asking needs the terminal, so a run that asks renders plain lines instead of the live list.
@@ -57,13 +55,7 @@ export const deployCommand: CommandModule<{ json: boolean }, DeployArgs> = {
 async function ask(s: DiskSummary, planText: string): Promise<boolean> {
   process.stderr.write(`${planText}\n${renderPlanTable(s.plan)}\n`);
   process.stderr.write(s.holds.length ? `${s.disk} holds: ${s.holds.join('; ')}\n` : `${s.disk} is blank\n`);
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = await rl.question(`Erase ${s.disk} (${formatBytes(s.sizeBytes)}) and deploy this plan? Type yes to go on: `);
-    return answer.trim().toLowerCase() === 'yes';
-  } finally {
-    rl.close();
-  }
+  return askYes(`Erase ${s.disk} (${formatBytes(s.sizeBytes)}) and deploy this plan?`);
 }
 
 function render(r: DeployResult): string {

@@ -1,8 +1,8 @@
-import { createInterface } from 'node:readline/promises';
 import type { CommandModule } from 'yargs';
 import { ImagepeError, formatBytes, type ImagepeEvent } from '../../core/index.js';
 import { apply, loadLayout, plan, renderPlanTable, renderSfdiskScript, resolveTarget, type Plan, type Result } from '../../partition/index.js';
 import { printJson } from '../output.js';
+import { askYes, requireTerminal } from '../confirm.js';
 
 interface PartitionArgs {
   layout: string;
@@ -45,19 +45,11 @@ export const partitionCommand: CommandModule<{ json: boolean }, PartitionArgs> =
 };
 
 async function confirm(planned: Plan): Promise<void> {
-  if (!process.stdin.isTTY) {
-    throw new ImagepeError('REFUSED', `not partitioning ${planned.disk.path} without confirmation`, {
-      hint: 'Pass --yes to partition without asking (stdin is not a terminal), or --dry-run to only see the plan.',
-    });
-  }
+  requireTerminal(`not partitioning ${planned.disk.path} without confirmation`, 'Pass --yes to partition without asking (stdin is not a terminal), or --dry-run to only see the plan.');
   process.stderr.write(renderPlanTable(planned));
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const what = planned.wipe ? 'erase everything on it and write this layout' : 'write this layout';
-    const answer = await rl.question(`\n${what} to ${planned.disk.path} (${formatBytes(planned.disk.sizeBytes)})? Type yes to go on: `);
-    if (answer.trim().toLowerCase() !== 'yes') throw new ImagepeError('CANCELLED', `partitioning ${planned.disk.path} was cancelled`);
-  } finally {
-    rl.close();
+  const what = planned.wipe ? 'erase everything on it and write this layout' : 'write this layout';
+  if (!(await askYes(`\n${what} to ${planned.disk.path} (${formatBytes(planned.disk.sizeBytes)})?`))) {
+    throw new ImagepeError('CANCELLED', `partitioning ${planned.disk.path} was cancelled`);
   }
 }
 
