@@ -7,7 +7,7 @@ import { z } from 'zod';
  * types to the union below.
  */
 import { EVENT_SCHEMA_VERSION, MODES, formatEventLine, stampEvent, type EventBody } from './event-line.js';
-import { DeployedEventSchema, FailedEventSchema, LogEventSchema, ProgressEventSchema, StepEventSchema } from './deploy/events.js';
+import { CapturedEventSchema, DeployedEventSchema, FailedEventSchema, LogEventSchema, ProgressEventSchema, StepEventSchema } from './deploy/events.js';
 
 export { EVENT_SCHEMA_VERSION, MODES, formatEventLine } from './event-line.js';
 
@@ -58,8 +58,8 @@ export type ErrorEvent = z.infer<typeof ErrorEventSchema>;
 // The log event is defined with the deploy's events (they cannot import this module, which imports theirs).
 export { LogEventSchema, type LogEvent } from './deploy/events.js';
 
-// The deploy steps' events are part of the same stream.
-export const AgentEventSchema = z.discriminatedUnion('type', [ReadyEventSchema, ErrorEventSchema, LogEventSchema, StepEventSchema, ProgressEventSchema, DeployedEventSchema, FailedEventSchema]);
+// The deploy and capture steps' events are part of the same stream.
+export const AgentEventSchema = z.discriminatedUnion('type', [ReadyEventSchema, ErrorEventSchema, LogEventSchema, StepEventSchema, ProgressEventSchema, DeployedEventSchema, CapturedEventSchema, FailedEventSchema]);
 export type AgentEvent = z.infer<typeof AgentEventSchema>;
 
 /** An event with the version and time filled in, keys in the order the line starts with. */

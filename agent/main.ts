@@ -1,89 +1,82 @@
-import { existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { release, uptime } from 'node:os';
+import { ImagepeError } from '../core/errors.js';
+import { capture } from './capture/index.js';
 import { parseAgentCommandLine, type AgentCommandLine } from './cmdline.js';
+import { runTechnicianConsole } from './console/index.js';
 import { deploy } from './deploy/index.js';
 import type { DeployEvent } from './deploy/events.js';
 import { disksFromSysBlock, findBootMedium, readSysBlock } from './disks.js';
-import { formatEventLine, stampEvent, type EventBody } from './event-line.js';
-import type { AgentEvent } from './events.js';
+import { stampEvent, type EventBody } from './event-line.js';
+import type { AgentEvent, Disk } from './events.js';
 import { waitForNetwork } from './network.js';
-import { parsePlanText, planNeedsNetwork, readPlanText } from './plan/index.js';
-import { screenLine } from './screen.js';
+import { AgentOutputs } from './outputs.js';
+import { parseAnyPlanText, planNeedsNetwork, readPlanText } from './plan/index.js';
 import { parseSourceUrl } from './share/index.js';
 
-// The PE's entry point: /init starts it with stdout going to the consoles and the log, and acts
-// on /run/imagepe/after (poweroff, reboot or shell) once it exits with status 0.
+// The PE's entry point: /init starts it with stdout going to the boot log (the agent writes to
+// the consoles itself), and acts on /run/imagepe/after (poweroff, reboot or shell) once it
+// exits with status 0.
 const EMBEDDED_PLAN = '/etc/imagepe/plan.json';
 const AFTER_FILE = '/run/imagepe/after';
 const NETWORK_WAIT_MS = 90_000;
 
-// /init sends stdout (JSON event lines) to the serial consoles and the log, and names the text
-// consoles a technician looks at in IMAGEPE_SCREENS; those get the same events in words.
-const screens = (process.env.IMAGEPE_SCREENS ?? '')
-  .split(/\s+/)
-  .filter(Boolean)
-  .flatMap((path) => {
-    try {
-      return [openSync(path, 'w')];
-    } catch {
-      return [];
-    }
-  });
-let lastScreenProgress = 0;
-
-function show(event: AgentEvent): void {
-  if (event.type === 'progress') {
-    const now = Date.now();
-    if (now - lastScreenProgress < 250 && event.done !== event.total) return;
-    lastScreenProgress = now;
-  }
-  const text = screenLine(event);
-  if (text === undefined) return;
-  for (const fd of screens) {
-    try {
-      writeSync(fd, text.replace(/\n/g, '\r\n'));
-    } catch {
-      // A screen that went away must not stop the deploy.
-    }
-  }
-}
+const outputs = AgentOutputs.fromEnvironment();
 
 function emit(body: EventBody<AgentEvent>): void {
-  const event = stampEvent(body) as AgentEvent;
-  // Synchronous, so an event is on the console before anything that follows can fail.
-  writeSync(1, `${formatEventLine(event)}\n`);
-  show(event);
+  outputs.event(stampEvent(body) as AgentEvent);
 }
 
-// The serial line carries about 11 KB/s; progress goes out at most once a second per phase.
-function deployEventWriter(): (event: DeployEvent) => void {
-  const last = new Map<string, number>();
-  return (event) => {
-    show(event);
-    if (event.type === 'progress' && event.done !== event.total) {
-      const now = Date.now();
-      if (now - (last.get(event.phase) ?? 0) < 1_000) return;
-      last.set(event.phase, now);
-    }
-    writeSync(1, `${formatEventLine(event)}\n`);
-  };
+function needsNetwork(url: string): boolean {
+  const kind = parseSourceUrl(url).kind;
+  return kind === 'smb' || kind === 'nfs' || kind === 'http';
 }
 
-async function runDeploy(cmdline: AgentCommandLine, planLocation: string, bootMedium: string | null): Promise<void> {
+/** Runs the plan imagepe.plan= (or the build) names: a deploy plan or a capture plan, by its kind. */
+async function runPlan(cmdline: AgentCommandLine, planLocation: string, bootMedium: string | null): Promise<void> {
   if (planNeedsNetwork(planLocation)) await waitForNetwork(NETWORK_WAIT_MS);
   const { text, source } = await readPlanText(planLocation, { ...(bootMedium ? { mediaDevice: bootMedium } : {}) });
-  const plan = parsePlanText(text, source);
-  const kind = parseSourceUrl(plan.source.url).kind;
-  if (kind === 'smb' || kind === 'nfs' || kind === 'http') await waitForNetwork(NETWORK_WAIT_MS);
-  const result = await deploy(plan, {
+  const parsed = parseAnyPlanText(text, source);
+  // imagepe.mode= from a menu entry and the plan's kind must agree: a capture entry that finds
+  // a deploy plan (or the other way round) would write to the wrong disk's data.
+  if (cmdline.params.mode && cmdline.params.mode !== parsed.kind) {
+    throw new ImagepeError('INVALID_INPUT', `the PE was started in ${cmdline.mode} mode, but ${source} is a ${parsed.kind} plan`, {
+      hint: `Choose the ${parsed.kind} entry of the boot menu, or give a plan with kind: ${cmdline.mode}.`,
+    });
+  }
+  const common = {
     yes: true,
-    events: deployEventWriter(),
+    events: (e: DeployEvent) => outputs.event(e),
     planFile: source,
     ...(bootMedium ? { bootMedium, mediaDevice: bootMedium } : {}),
     ...(cmdline.params.disk ? { disk: cmdline.params.disk } : {}),
+  };
+  if (parsed.kind === 'deploy') {
+    const plan = parsed.plan;
+    if (needsNetwork(plan.source.url)) await waitForNetwork(NETWORK_WAIT_MS);
+    const result = await deploy(plan, common);
+    writeFileSync(AFTER_FILE, `${plan.after}\n`);
+    emit({ type: 'log', level: 'info', text: `deployed to ${result.disk} in ${(result.durationMs / 1000).toFixed(1)} s; next: ${plan.after}` });
+  } else {
+    const plan = parsed.plan;
+    if (needsNetwork(plan.destination.url)) await waitForNetwork(NETWORK_WAIT_MS);
+    const result = await capture(plan, common);
+    writeFileSync(AFTER_FILE, `${plan.after}\n`);
+    emit({ type: 'log', level: 'info', text: `captured image ${result.index} "${result.name}" to ${result.wim} in ${(result.durationMs / 1000).toFixed(1)} s; next: ${plan.after}` });
+  }
+}
+
+/** No plan: a technician at the machine answers questions on whichever console they press Enter. */
+async function runConsole(cmdline: AgentCommandLine, bootMedium: string | null, disks: Disk[]): Promise<void> {
+  const after = await runTechnicianConsole(outputs.consoles(), {
+    disks,
+    bootMedium,
+    ...(cmdline.params.share ? { defaultShare: cmdline.params.share } : {}),
+    waitForNetwork: () => waitForNetwork(NETWORK_WAIT_MS),
+    claimed: (path: string | undefined) => outputs.reserve(path),
+    events: (e: DeployEvent) => outputs.event(e),
   });
-  writeFileSync(AFTER_FILE, `${plan.after}\n`);
-  emit({ type: 'log', level: 'info', text: `deployed to ${result.disk} in ${(result.durationMs / 1000).toFixed(1)} s; next: ${plan.after}` });
+  writeFileSync(AFTER_FILE, `${after}\n`);
 }
 
 async function main(): Promise<number> {
@@ -91,28 +84,27 @@ async function main(): Promise<number> {
   const entries = readSysBlock();
   const bootMedium = findBootMedium(entries, cmdline.medium);
   const planLocation = cmdline.plan ?? (existsSync(EMBEDDED_PLAN) ? EMBEDDED_PLAN : null);
+  const disks = disksFromSysBlock(entries, bootMedium);
   emit({
     type: 'ready',
     node: process.version,
     kernel: release(),
     mode: cmdline.mode,
     plan: planLocation,
-    disks: disksFromSysBlock(entries, bootMedium),
+    disks,
     bootMedium,
     uptimeSeconds: uptime(),
   });
-  if (cmdline.mode === 'deploy' && planLocation) {
-    await runDeploy(cmdline, planLocation, bootMedium);
-  } else if (cmdline.mode !== 'shell') {
-    emit({ type: 'log', level: 'info', text: `mode ${cmdline.mode}: no plan (imagepe.plan= or one embedded in the build); the interactive technician mode is not built yet, so a shell follows` });
-  }
+  if (cmdline.mode === 'shell') return 0;
+  if (planLocation) await runPlan(cmdline, planLocation, bootMedium);
+  else await runConsole(cmdline, bootMedium, disks);
   return 0;
 }
 
 try {
   process.exitCode = await main();
 } catch (e) {
-  // deploy() has announced its own `failed` event; this line covers failures outside it.
+  // deploy() and capture() announce their own `failed` event; this line covers failures outside them.
   emit({ type: 'error', code: (e as { code?: string }).code ?? 'INTERNAL', message: e instanceof Error ? e.message : String(e) });
   process.exitCode = 1;
 }

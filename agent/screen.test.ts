@@ -22,4 +22,12 @@ describe('screenLine', () => {
     expect(text).toContain('  | No space left on device');
     expect(text).toContain('NOT deployed');
   });
+
+  it('says what was captured, and whose disk a failed capture touched', () => {
+    expect(screenLine({ ...base, type: 'captured', wim: 'images/ref.wim', index: 2, name: 'custom', sizeBytes: 300 * 1024 ** 2, durationMs: 61_000, after: 'poweroff' })).toBe(
+      '\x1b[KCAPTURED image 2 "custom" into images/ref.wim (300 MiB) in 1m01s; next: poweroff\n',
+    );
+    expect(screenLine({ ...base, type: 'failed', step: 'capture', code: 'NO_SPACE', message: 'full', stderrTail: '', diskTouched: true })).toContain('The reference disk was generalized');
+    expect(screenLine({ ...base, type: 'failed', step: 'source', code: 'NOT_FOUND', message: 'none', stderrTail: '', diskTouched: false })).toContain('The reference disk was not touched.');
+  });
 });

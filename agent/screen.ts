@@ -1,6 +1,9 @@
 import { formatBytes, formatDuration, formatRate } from '../core/units.js';
 import type { AgentEvent } from './events.js';
 
+// A failure at one of these steps comes from a capture, where "the disk" is the reference machine's.
+const CAPTURE_ONLY_STEPS = new Set<string>(['source', 'generalize', 'capture']);
+
 /**
  * What a technician reads on the machine's screen: the same events as the serial port's JSON
  * lines, in words. Progress lines end in \r so the next one overwrites them on a text console;
@@ -27,9 +30,17 @@ export function screenLine(event: AgentEvent): string | undefined {
     }
     case 'deployed':
       return `\x1b[KDEPLOYED ${event.disk}${event.hostname ? ` as ${event.hostname}` : ''} in ${formatDuration(event.durationMs / 1000)}; next: ${event.after}\n`;
+    case 'captured':
+      return `\x1b[KCAPTURED image ${event.index} "${event.name}" into ${event.wim} (${formatBytes(event.sizeBytes)}) in ${formatDuration(event.durationMs / 1000)}; next: ${event.after}\n`;
     case 'failed': {
       const tail = event.stderrTail ? `${event.stderrTail.split('\n').map((l) => `  | ${l}`).join('\n')}\n` : '';
-      const disk = event.diskTouched ? 'The disk was written to and is NOT deployed: run the plan again.' : 'The disk was not touched.';
+      const disk = CAPTURE_ONLY_STEPS.has(event.step)
+        ? event.diskTouched
+          ? 'The reference disk was generalized; no image was kept: run the plan again.'
+          : 'The reference disk was not touched.'
+        : event.diskTouched
+          ? 'The disk was written to and is NOT deployed: run the plan again.'
+          : 'The disk was not touched.';
       return `\x1b[KFAILED at ${event.step}: ${event.message}\n${tail}${disk}\n`;
     }
     case 'log':

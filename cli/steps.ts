@@ -1,8 +1,8 @@
 import { Listr } from 'listr2';
-import { DEPLOY_STEPS, type DeployEvent, type DeployEventSink, type DeployStep } from '../agent/deploy/events.js';
+import { DEPLOY_STEPS, type AgentStep, type DeployEvent, type DeployEventSink } from '../agent/deploy/events.js';
 import { progressLine } from './progress.js';
 
-const TITLES: Record<DeployStep, string> = {
+const TITLES: Record<AgentStep, string> = {
   plan: 'Plan loaded',
   disk: 'Disk chosen',
   share: 'Share mapped',
@@ -13,6 +13,9 @@ const TITLES: Record<DeployStep, string> = {
   specialize: 'Specialized',
   bootloader: 'Bootloader',
   verify: 'Verified',
+  source: 'Source found',
+  generalize: 'Generalized',
+  capture: 'Captured',
 };
 
 interface Deferred {
@@ -37,31 +40,31 @@ function deferred(): Deferred {
  * (with the running step's progress bar), one line per step and per tenth of progress otherwise,
  * and the event lines themselves with --json.
  */
-export async function withSteps<T>(json: boolean, plain: boolean, job: (events: DeployEventSink) => Promise<T>): Promise<T> {
+export async function withSteps<T>(json: boolean, plain: boolean, job: (events: DeployEventSink) => Promise<T>, stepNames: readonly AgentStep[] = DEPLOY_STEPS): Promise<T> {
   if (json) return job((e) => process.stdout.write(`${JSON.stringify(e)}\n`));
   if (plain || !process.stderr.isTTY) return job(plainSink());
 
-  const steps = new Map<DeployStep, Deferred>(DEPLOY_STEPS.map((s) => [s, deferred()]));
-  const outputs = new Map<DeployStep, (text: string) => void>();
+  const steps = new Map<AgentStep, Deferred>(stepNames.map((s) => [s, deferred()]));
+  const outputs = new Map<AgentStep, (text: string) => void>();
   const warnings: string[] = [];
-  let running: DeployStep | undefined;
+  let running: AgentStep | undefined;
   let lastDraw = 0;
   const sink: DeployEventSink = (e: DeployEvent) => {
     if (e.type === 'step') {
       if (e.status === 'started') running = e.step;
-      else steps.get(e.step)!.resolve(e.status === 'skipped' ? { skipped: e.detail ?? 'skipped' } : e.detail ? { detail: e.detail } : {});
+      else steps.get(e.step)?.resolve(e.status === 'skipped' ? { skipped: e.detail ?? 'skipped' } : e.detail ? { detail: e.detail } : {});
     } else if (e.type === 'progress') {
       const now = Date.now();
       if (now - lastDraw < 100 && e.done !== e.total) return;
       lastDraw = now;
       outputs.get(e.step)?.(progressLine({ type: 'progress', operation: e.step, phase: e.phase, unit: e.unit, done: e.done, ...(e.total !== undefined ? { total: e.total } : {}), ...(e.rate !== undefined ? { rate: e.rate } : {}), ...(e.etaSeconds !== undefined ? { etaSeconds: e.etaSeconds } : {}) }, 30));
     } else if (e.type === 'failed') {
-      steps.get(e.step)!.reject(new Error(e.message.split('\n')[0]));
+      steps.get(e.step)?.reject(new Error(e.message.split('\n')[0]));
     } else if (e.type === 'log' && e.level === 'warning') warnings.push(e.text);
   };
 
   const list = new Listr(
-    DEPLOY_STEPS.map((step) => ({
+    stepNames.map((step) => ({
       title: TITLES[step],
       task: async (_ctx: unknown, task: { output: string; title: string; skip(msg?: string): void }) => {
         outputs.set(step, (text) => {

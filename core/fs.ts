@@ -4,7 +4,9 @@ import { basename, dirname, join } from 'node:path';
 
 /** A sibling path to write to before an atomic rename onto `finalPath` (same directory, so same filesystem). */
 export function temporarySibling(finalPath: string): string {
-  return join(dirname(finalPath), `.${basename(finalPath)}.imagepe-${randomBytes(4).toString('hex')}.tmp`);
+  // No leading dot: Samba marks a dot file hidden in its DOS attributes, and that mark would
+  // stay on the finished file after the rename, hiding the WIM from Windows users of the share.
+  return join(dirname(finalPath), `${basename(finalPath)}.imagepe-${randomBytes(4).toString('hex')}.partial`);
 }
 
 export async function isEmptyDirectory(path: string): Promise<boolean> {

@@ -50,6 +50,11 @@ export interface CaptureOptions extends JobOptions {
   bootable?: boolean;
   /** The image's FLAGS property (Windows edition id). */
   flags?: string;
+  /**
+   * Properties stored in the image's XML (wimlib's --image-property): "IMAGEPE/LAYOUT" becomes
+   * <IMAGEPE><LAYOUT>value</LAYOUT></IMAGEPE>. They travel with the image through export and copy.
+   */
+  properties?: Record<string, string>;
   /** Skip the free-space check (it estimates compressed output as the source's full size). */
   skipSpaceCheck?: boolean;
 }
@@ -126,6 +131,7 @@ async function addImage(verb: 'capture' | 'append', source: string, kind: Volume
   if (options.check) args.push('--check');
   if (options.bootable) args.push('--boot');
   if (options.flags) args.push(`--flags=${options.flags}`);
+  for (const [name, value] of Object.entries(options.properties ?? {})) args.push('--image-property', `${checkPropertyName(name)}=${value}`);
   if (kind === 'directory' && options.unixData !== false) args.push('--unix-data');
   let configDir: string | undefined;
   try {
@@ -139,6 +145,16 @@ async function addImage(verb: 'capture' | 'append', source: string, kind: Volume
   } finally {
     if (configDir) await rm(configDir, { recursive: true, force: true });
   }
+}
+
+// Each component becomes an XML element name; wimlib would reject anything else with a terser message.
+const PROPERTY_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*(\/[A-Za-z_][A-Za-z0-9_.-]*)*$/;
+
+function checkPropertyName(name: string): string {
+  if (!PROPERTY_NAME.test(name)) {
+    throw new ImagepeError('INVALID_INPUT', `"${name}" cannot be an image property name`, { hint: 'Use XML element names separated by "/", such as IMAGEPE/LAYOUT.' });
+  }
+  return name;
 }
 
 /** wimlib reads ImageX's wimscript.ini format; the [ExclusionList] from `exclude` goes first. */

@@ -22,6 +22,8 @@ export interface VmSpec {
   /** Directory QEMU serves over SMB at //10.0.2.4/qemu. */
   share?: string;
   forwards: readonly PortForward[];
+  /** The NIC's MAC address; QEMU's default is 52:54:00:12:34:56 for every guest. */
+  mac?: string;
   qmpSocket: string;
   extraArgs?: readonly string[];
 }
@@ -68,7 +70,7 @@ export function qemuArgs(spec: VmSpec): string[] {
   let netdev = 'user,id=net0,restrict=on';
   if (spec.share) netdev += `,smb=${qemuEscape(spec.share)}`;
   for (const f of spec.forwards) netdev += `,hostfwd=${f.protocol}:127.0.0.1:${f.hostPort}-:${f.guestPort}`;
-  a.push('-netdev', netdev, '-device', 'virtio-net-pci,netdev=net0,romfile=');
+  a.push('-netdev', netdev, '-device', `virtio-net-pci,id=nic0,netdev=net0,romfile=${spec.mac ? `,mac=${spec.mac}` : ''}`);
   a.push(...(spec.extraArgs ?? []));
   return a;
 }

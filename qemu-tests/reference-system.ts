@@ -9,7 +9,7 @@ export interface ReferenceSystem {
   machineId: string;
 }
 
-const BUSYBOX_APPLETS = ['sh', 'cat', 'echo', 'mount', 'umount', 'poweroff', 'sleep', 'ls', 'modprobe', 'findfs', 'switch_root', 'mkdir', 'sync'];
+const BUSYBOX_APPLETS = ['sh', 'cat', 'tr', 'echo', 'mount', 'umount', 'poweroff', 'sleep', 'ls', 'modprobe', 'findfs', 'switch_root', 'mkdir', 'sync'];
 
 // The deployed disk boots the distribution kernel, whose disk and filesystem drivers are all
 // modules, so like any real system it needs an initramfs: this one loads them, finds the root
@@ -40,9 +40,13 @@ exec switch_root /newroot /sbin/init
 const SYSTEM_INIT = `#!/bin/sh
 mount -t proc proc /proc
 line="DEPLOYED hostname=$(cat /etc/hostname) machine-id=$(cat /etc/machine-id) marker=$(cat /var/lib/imagepe/deployed.json >/dev/null 2>&1 && echo yes || echo no)"
+# What a technician added to the reference after it was installed (none in a fresh one).
+custom="CUSTOM acme=$(/usr/local/bin/acme --version 2>/dev/null || echo none) added=$(ls /etc/custom.d 2>/dev/null | tr '\\n' , || true)"
 echo "$line"
+echo "$custom"
 # /dev/console is whichever console= came last; the test reads the serial port.
 echo "$line" >/dev/ttyS0 2>/dev/null
+echo "$custom" >/dev/ttyS0 2>/dev/null
 sync
 poweroff -f
 `;
@@ -140,4 +144,21 @@ specialize:
 bootloader: { type: grub, firmware: both }
 after: poweroff
 `;
+}
+
+/**
+ * What a technician does to a reference machine between installing and capturing it: round 1
+ * installs a package-like tool (/opt/acme with a command on PATH) and a setting, later rounds
+ * add a setting each and update the tool. The deployed system's init reports both.
+ */
+export async function customizeReference(root: string, round: number): Promise<void> {
+  await mkdir(join(root, 'opt/acme/bin'), { recursive: true });
+  await mkdir(join(root, 'usr/local/bin'), { recursive: true });
+  await mkdir(join(root, 'etc/custom.d'), { recursive: true });
+  await writeFile(join(root, 'opt/acme/bin/acme'), `#!/bin/sh\necho acme-1.${round}\n`, { mode: 0o755 });
+  await writeFile(join(root, 'opt/acme/VERSION'), `1.${round}\n`);
+  await symlink('/opt/acme/bin/acme', join(root, 'usr/local/bin/acme')).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+  await writeFile(join(root, `etc/custom.d/round-${round}`), `customization round ${round}\n`);
 }

@@ -41,6 +41,8 @@ export interface StartVmOptions {
   disks?: readonly (string | VmDisk)[];
   share?: string;
   forwards?: readonly PortForward[];
+  /** The NIC's MAC address, so guests running side by side are told apart (hostname {mac}). */
+  mac?: string;
   memoryMiB?: number;
   cpus?: number;
   accel?: AcceleratorChoice;
@@ -62,6 +64,10 @@ export interface VmExit {
 export class Vm {
   readonly events: AgentEvent[] = [];
   private readonly lines: string[] = [];
+  /** Everything the serial port printed, prompts without a newline included. */
+  private transcript = '';
+  /** Where expect() continues from in the transcript. */
+  private cursor = 0;
   private listeners = new Set<() => void>();
   private exitInfo: VmExit | undefined;
   private qmp: QmpClient | undefined;
@@ -82,10 +88,14 @@ export class Vm {
     let pending = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       log.write(chunk);
-      pending += decoder.write(chunk);
+      const text = decoder.write(chunk);
+      this.transcript += text;
+      pending += text;
       const parts = pending.split(/\r?\n|\r/);
       pending = parts.pop() ?? '';
       for (const line of parts) this.onLine(line);
+      // A prompt waits without a newline; whoever waits for one must hear of it.
+      if (parts.length === 0) this.notify();
     });
     child.stderr?.on('data', (chunk: Buffer) => {
       this.stderr += chunk.toString('utf8');
@@ -151,6 +161,22 @@ export class Vm {
     return this.waitFor(`a serial line matching ${pattern}`, timeoutMs, () => this.lines.find((l) => pattern.test(l)));
   }
 
+  /**
+   * Conversation on the serial port, as the classic `expect` does it: resolves with the first
+   * match of the pattern in the output after the previous match (prompts that end without a
+   * newline included), and moves past it, so the same prompt asked twice is awaited twice.
+   */
+  expect(pattern: RegExp, timeoutMs: number): Promise<{ match: RegExpExecArray; before: string }> {
+    return this.waitFor(`serial output matching ${pattern}`, timeoutMs, () => {
+      const rest = this.transcript.slice(this.cursor);
+      const match = new RegExp(pattern.source, pattern.flags.replace('g', '')).exec(rest);
+      if (!match) return undefined;
+      this.cursor += match.index + match[0].length;
+      // What came between the previous match and this one: the table a question follows.
+      return { match, before: rest.slice(0, match.index) };
+    });
+  }
+
   /** Resolves when QEMU has exited. */
   waitForExit(timeoutMs: number): Promise<VmExit> {
     return this.waitFor('QEMU to exit', timeoutMs, () => this.exitInfo, true);
@@ -214,6 +240,11 @@ export class Vm {
     await (await this.qmpClient()).execute('system_powerdown');
   }
 
+  /** Plugs the network cable in or pulls it out (the guest sees the link go down). */
+  async setLink(up: boolean): Promise<void> {
+    await (await this.qmpClient()).execute('set_link', { name: 'nic0', up });
+  }
+
   async reset(): Promise<void> {
     await (await this.qmpClient()).execute('system_reset');
   }
@@ -273,6 +304,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     disks,
     share: options.share ? resolve(options.share) : undefined,
     forwards: options.forwards ?? [],
+    ...(options.mac ? { mac: options.mac } : {}),
     qmpSocket,
   });
   const log = createWriteStream(logPath);

@@ -1,6 +1,7 @@
 import { EVENT_SCHEMA_VERSION } from '../events.js';
 import { stderrTailOf } from './deploy.js';
-import { DeployEventSchema, makeDeployEvent, type DeployEventBody } from './events.js';
+import { AgentEventSchema } from '../events.js';
+import { CAPTURE_STEPS, CaptureEventSchema, DeployEventSchema, makeCaptureEvent, makeDeployEvent, type DeployEventBody } from './events.js';
 import { CommandFailedError, ImagepeError } from '../../core/index.js';
 
 describe('deploy events', () => {
@@ -19,6 +20,19 @@ describe('deploy events', () => {
       { type: 'log', level: 'warning', text: 'w' },
     ] satisfies DeployEventBody[];
     for (const b of bodies) expect(DeployEventSchema.safeParse(makeDeployEvent(b, now)).success).toBe(true);
+  });
+
+  it('carry the capture steps and the captured event in the same stream', () => {
+    for (const step of CAPTURE_STEPS) {
+      expect(CaptureEventSchema.safeParse(makeCaptureEvent({ type: 'step', step, status: 'done' }, now)).success).toBe(true);
+      expect(DeployEventSchema.safeParse(makeDeployEvent({ type: 'failed', step, code: 'REFUSED', message: 'm', stderrTail: '', diskTouched: false }, now)).success).toBe(true);
+    }
+    const captured = makeCaptureEvent({ type: 'captured', wim: 'images/ref.wim', index: 2, name: 'custom', sizeBytes: 10, durationMs: 5, after: 'poweroff' }, now);
+    expect(JSON.stringify(captured)).toMatch(/^\{"imagepe":1,"type":"captured","time":"2026-11-25T21:00:00.000Z","wim":"images\/ref.wim"/);
+    expect(CaptureEventSchema.safeParse(captured).success).toBe(true);
+    expect(AgentEventSchema.safeParse(captured).success).toBe(true);
+    expect(CaptureEventSchema.safeParse({ ...captured, index: 0 }).success).toBe(false);
+    expect(CaptureEventSchema.safeParse(makeDeployEvent({ type: 'deployed', disk: 'd', hostname: null, machineId: null, partitions: [], durationMs: 1, after: 'reboot' }, now)).success).toBe(false);
   });
 
   it('reject unknown steps and missing fields', () => {

@@ -10,12 +10,22 @@ export const DEPLOY_STEPS = ['plan', 'disk', 'share', 'check', 'partition', 'for
 export const DeployStepSchema = z.enum(DEPLOY_STEPS);
 export type DeployStep = z.infer<typeof DeployStepSchema>;
 
+/** The capture mode's steps (agent/capture), in the same event stream. */
+export const CAPTURE_STEPS = ['plan', 'disk', 'source', 'share', 'generalize', 'capture', 'verify'] as const;
+export const CaptureStepSchema = z.enum(CAPTURE_STEPS);
+export type CaptureStep = z.infer<typeof CaptureStepSchema>;
+
+/** Every step name a step, progress or failed event may carry: the deploy's and the capture's. */
+export const AGENT_STEPS = [...new Set([...DEPLOY_STEPS, ...CAPTURE_STEPS])] as [DeployStep | CaptureStep, ...(DeployStep | CaptureStep)[]];
+export const AgentStepSchema = z.enum(AGENT_STEPS);
+export type AgentStep = z.infer<typeof AgentStepSchema>;
+
 const base = { imagepe: z.literal(EVENT_SCHEMA_VERSION), time: z.string() };
 
 export const StepEventSchema = z.object({
   ...base,
   type: z.literal('step'),
-  step: DeployStepSchema,
+  step: AgentStepSchema,
   status: z.enum(['started', 'done', 'skipped']),
   /** A short human description: the disk chosen, the image checked, the partition applied. */
   detail: z.string().optional(),
@@ -25,7 +35,7 @@ export type DeployStepEvent = z.infer<typeof StepEventSchema>;
 export const ProgressEventSchema = z.object({
   ...base,
   type: z.literal('progress'),
-  step: DeployStepSchema,
+  step: AgentStepSchema,
   /** What the tool is doing, in its words: "Hashing image", "Extracting file data". */
   phase: z.string(),
   unit: z.enum(['bytes', 'files', 'images', 'parts']),
@@ -53,10 +63,25 @@ export const DeployedEventSchema = z.object({
 });
 export type DeployedEvent = z.infer<typeof DeployedEventSchema>;
 
+export const CapturedEventSchema = z.object({
+  ...base,
+  type: z.literal('captured'),
+  /** The WIM file, relative to the destination url. */
+  wim: z.string(),
+  /** The index of the new image in the WIM. */
+  index: z.number().int().positive(),
+  name: z.string(),
+  /** The WIM file's size after the capture. */
+  sizeBytes: z.number().nonnegative(),
+  durationMs: z.number().nonnegative(),
+  after: z.enum(['reboot', 'poweroff', 'shell']),
+});
+export type CapturedEvent = z.infer<typeof CapturedEventSchema>;
+
 export const FailedEventSchema = z.object({
   ...base,
   type: z.literal('failed'),
-  step: DeployStepSchema,
+  step: AgentStepSchema,
   code: z.string(),
   message: z.string(),
   /** The last lines a failing command printed, or "" when no command failed. */
@@ -75,7 +100,8 @@ export const LogEventSchema = z.object({
 });
 export type LogEvent = z.infer<typeof LogEventSchema>;
 
-export const DeployEventSchema = z.discriminatedUnion('type', [StepEventSchema, ProgressEventSchema, DeployedEventSchema, FailedEventSchema, LogEventSchema]);
+// `captured` is here too: the agent hands one sink to whichever runner the plan asks for.
+export const DeployEventSchema = z.discriminatedUnion('type', [StepEventSchema, ProgressEventSchema, DeployedEventSchema, CapturedEventSchema, FailedEventSchema, LogEventSchema]);
 export type DeployEvent = z.infer<typeof DeployEventSchema>;
 export type DeployEventSink = (event: DeployEvent) => void;
 
@@ -85,4 +111,15 @@ export type DeployEventBody = Body<DeployEvent>;
 export function makeDeployEvent(body: DeployEventBody, now: Date = new Date()): DeployEvent {
   const { type, ...rest } = body;
   return { imagepe: EVENT_SCHEMA_VERSION, type, time: now.toISOString(), ...rest } as DeployEvent;
+}
+
+/** What the capture runner emits: the same step, progress, log and failed events, and `captured` at the end. */
+export const CaptureEventSchema = z.discriminatedUnion('type', [StepEventSchema, ProgressEventSchema, CapturedEventSchema, FailedEventSchema, LogEventSchema]);
+export type CaptureEvent = z.infer<typeof CaptureEventSchema>;
+export type CaptureEventSink = (event: CaptureEvent) => void;
+export type CaptureEventBody = Body<CaptureEvent>;
+
+export function makeCaptureEvent(body: CaptureEventBody, now: Date = new Date()): CaptureEvent {
+  const { type, ...rest } = body;
+  return { imagepe: EVENT_SCHEMA_VERSION, type, time: now.toISOString(), ...rest } as CaptureEvent;
 }

@@ -1,15 +1,15 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DeployEvent } from './events.js';
+import type { CaptureEvent, DeployEvent } from './events.js';
 
 /**
- * Everything the deploy said, one JSON event a line, kept in memory so it can be written to the
+ * Everything the deploy (or a capture) said, one JSON event a line, kept in memory so it can be written to the
  * share at the end: the PE's own disk is RAM and gone after the reboot.
  */
 export class DeployLog {
   private readonly lines: string[] = [];
 
-  add(event: DeployEvent): void {
+  add(event: DeployEvent | CaptureEvent): void {
     this.lines.push(JSON.stringify(event));
   }
 

@@ -111,3 +111,47 @@ describe('plan printing', () => {
     expect(p.source.credentials).toEqual({ username: 'deploy', password: 's3cret' });
   });
 });
+
+describe('layout: from-image', () => {
+  const fromImage = (change: (p: Record<string, any>) => void = () => {}) =>
+    withChange((p) => {
+      p.target.layout = 'from-image';
+      delete p.apply;
+      change(p);
+    });
+
+  it('may leave out apply, and is checked against the layout only at deploy time', () => {
+    const p = parsePlan(fromImage());
+    expect(p.target.layout).toBe('from-image');
+    expect(p.apply).toEqual([]);
+    // Partition names cannot be known yet: an apply entry is kept as written.
+    expect(parsePlan(fromImage((x) => (x.apply = [{ partition: 'anything', index: 2 }]))).apply).toEqual([{ partition: 'anything', index: 2, mode: 'auto' }]);
+  });
+
+  it('says kind: deploy, optionally', () => {
+    expect(parsePlan(withChange((p) => (p.kind = 'deploy'))).kind).toBe('deploy');
+    expect(problems(withChange((p) => (p.kind = 'capture')))).toEqual([expect.stringMatching(/^kind: /)]);
+  });
+
+  it.each<[string, (p: Record<string, any>) => void, RegExp]>([
+    ['an explicit layout without apply', (p) => delete p.apply, /^apply: required with an explicit target\.layout/],
+    ['a misspelt from-image', (p) => (p.target.layout = 'from-imag'), /^target\.layout: expected a layout \(\{ table, partitions \}\) or "from-image"/],
+    ['a layout without a table', (p) => delete p.target.layout.table, /^target\.layout\.table: /],
+    ['a partition without a name', (p) => delete p.target.layout.partitions[0].name, /^target\.layout\.partitions\[0\]\.name: required/],
+  ])('names the field for %s', (_what, change, pattern) => {
+    const found = problems(withChange(change));
+    expect(found.some((p) => pattern.test(p))).toBe(true);
+  });
+
+  it('runs the same layout checks the schema runs, with the layout named', async () => {
+    const { layoutProblems } = await import('./index.js');
+    const p = parsePlan(good);
+    const layout = { ...p.target.layout as Exclude<typeof p.target.layout, string>, partitions: [{ name: 'p1', size: 'rest', type: 'linux', format: 'ext4' as const, flags: [] }] };
+    expect(layoutProblems(layout, p, 'the recorded layout')).toEqual([
+      { path: ['apply', 0, 'partition'], message: 'expected the name of a partition of the recorded layout (p1)' },
+      { path: ['bootloader', 'type'], message: 'grub needs a partition with mount: / in the recorded layout' },
+      { path: ['bootloader', 'firmware'], message: 'both needs an esp partition formatted vfat in the recorded layout' },
+      { path: ['bootloader', 'firmware'], message: 'both on GPT needs a bios-boot partition in the recorded layout' },
+    ]);
+  });
+});

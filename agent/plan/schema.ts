@@ -3,13 +3,13 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ImagepeError } from '../../core/index.js';
-import { DiskTargetSchema, LayoutSchema } from '../../partition/index.js';
+import { DiskTargetSchema, LayoutSchema, type Layout } from '../../partition/index.js';
 import { HOSTNAME_TOKENS, unknownTokens } from './hostname.js';
 
 const SHA256 = /^[0-9a-fA-F]{64}$/;
 export const SOURCE_URL_PATTERN = /^(smb|nfs|https?):\/\/[^/\s]+(\/.*)?$|^file:\/\/\/.*$|^media:\/.*$/;
 
-const credentials = z
+export const CredentialsSchema = z
   .union(
     [
       z.object({ file: z.string().min(1).describe('A file with username=, password= and optionally domain= lines (mount.cifs format)') }).strict(),
@@ -32,6 +32,8 @@ export const SourceSchema = z
       .regex(SOURCE_URL_PATTERN, {
         message: 'expected smb://server/share[/path], nfs://server/export[/path], http(s)://host/path, file:///absolute/path or media:/path',
       })
+      // Refused here, not only when the share is mapped: by then the url has been in events and the log.
+      .refine((u) => !/^[a-z]+:\/\/[^/@\s]*@/i.test(u), { message: 'expected no user or password in the URL; give them in source.credentials' })
       .describe('Where the image lives: smb://, nfs://, http(s)://, file:/// or media:/ (the boot medium)'),
     image: z
       .string()
@@ -40,14 +42,19 @@ export const SourceSchema = z
       .describe('The WIM file, relative to the url'),
     index: z.union([z.number().int().positive({ message: 'expected an image index (1, 2, ...) or an image name' }), z.string().min(1)], { message: 'expected an image index (1, 2, ...) or an image name' }).default(1),
     sha256: z.string().regex(SHA256, { message: 'expected 64 hexadecimal digits' }).optional().describe('Expected SHA-256 of the image file'),
-    credentials: credentials.optional(),
+    credentials: CredentialsSchema.optional(),
   })
   .strict();
+
+/** A layout given in the plan's own terms, or the one recorded in the image by imagepe's capture mode. */
+export const FROM_IMAGE = 'from-image';
 
 export const TargetSchema = z
   .object({
     disk: DiskTargetSchema.optional().describe('The disk to deploy to; --disk overrides it'),
-    layout: LayoutSchema,
+    layout: z
+      .union([LayoutSchema, z.literal(FROM_IMAGE)], { message: `expected a layout ({ table, partitions }) or "${FROM_IMAGE}"` })
+      .describe(`A partition/ layout, or "${FROM_IMAGE}": the layout imagepe's capture mode recorded in the image (IMAGEPE/LAYOUT)`),
     wipe: z.boolean().default(false).describe('Erase whatever the disk holds; without it only a blank disk is deployed to'),
   })
   .strict();
@@ -101,9 +108,15 @@ export const BootloaderSchema = z
 
 export const PlanSchema = z
   .object({
+    kind: z.literal('deploy').optional().describe('Says this is a deploy plan (the default); a capture plan says kind: capture'),
     source: SourceSchema,
     target: TargetSchema,
-    apply: z.array(ApplyEntrySchema).min(1, { message: 'expected at least one image to apply' }),
+    // Left out only with layout: from-image, where it means source.index to the recorded partition.
+    apply: z
+      .array(ApplyEntrySchema)
+      .min(1, { message: 'expected at least one image to apply' })
+      .default([])
+      .describe(`Which image goes to which partition; with target.layout: ${FROM_IMAGE} it may be left out`),
     specialize: SpecializeSchema.default({ machineId: 'new', removeSshHostKeys: true, files: [] }),
     bootloader: BootloaderSchema.default({ type: 'grub', firmware: 'both', kernelArgs: '' }),
     after: z.enum(['reboot', 'poweroff', 'shell']).default('reboot'),
@@ -111,36 +124,53 @@ export const PlanSchema = z
   })
   .strict()
   .superRefine((plan, ctx) => {
-    const names = new Set(plan.target.layout.partitions.map((p) => p.name));
-    plan.apply.forEach((a, i) => {
-      if (!names.has(a.partition)) {
-        ctx.addIssue({ code: 'custom', path: ['apply', i, 'partition'], message: `expected the name of a partition of target.layout (${[...names].join(', ')})` });
-        return;
-      }
-      const part = plan.target.layout.partitions.find((p) => p.name === a.partition)!;
-      if (!['ext4', 'xfs', 'ntfs'].includes(part.format)) {
-        ctx.addIssue({ code: 'custom', path: ['apply', i, 'partition'], message: `expected a partition formatted ext4, xfs or ntfs; ${a.partition} is ${part.format}` });
-      }
-      if (a.mode === 'ntfs' && part.format !== 'ntfs') ctx.addIssue({ code: 'custom', path: ['apply', i, 'mode'], message: `ntfs mode needs an ntfs partition; ${a.partition} is ${part.format}` });
-      if (a.mode === 'linux' && part.format === 'ntfs') ctx.addIssue({ code: 'custom', path: ['apply', i, 'mode'], message: `linux mode needs an ext4 or xfs partition; ${a.partition} is ntfs` });
-      if (part.format !== 'ntfs' && !part.mount) ctx.addIssue({ code: 'custom', path: ['apply', i, 'partition'], message: `expected partition ${a.partition} to have a mount point in target.layout` });
-    });
-    if (plan.bootloader.type === 'grub') {
-      const root = plan.target.layout.partitions.find((p) => p.mount === '/');
-      if (!root) ctx.addIssue({ code: 'custom', path: ['bootloader', 'type'], message: 'grub needs a partition with mount: / in target.layout' });
-      const fw = plan.bootloader.firmware;
-      if ((fw === 'uefi' || fw === 'both') && !plan.target.layout.partitions.some((p) => p.type === 'esp' && p.format === 'vfat')) {
-        ctx.addIssue({ code: 'custom', path: ['bootloader', 'firmware'], message: `${fw} needs an esp partition formatted vfat in target.layout` });
-      }
-      if ((fw === 'bios' || fw === 'both') && plan.target.layout.table === 'gpt' && !plan.target.layout.partitions.some((p) => p.type === 'bios-boot')) {
-        ctx.addIssue({ code: 'custom', path: ['bootloader', 'firmware'], message: `${fw} on GPT needs a bios-boot partition in target.layout` });
-      }
-    }
-    if (plan.specialize.unattend && !plan.apply.some((a) => plan.target.layout.partitions.find((p) => p.name === a.partition)?.format === 'ntfs')) {
-      ctx.addIssue({ code: 'custom', path: ['specialize', 'unattend'], message: 'expected an apply entry to an ntfs partition to place unattend.xml on' });
-    }
+    // A from-image layout is known only once the WIM is read; the deploy runs the same checks then.
+    if (plan.target.layout === FROM_IMAGE) return;
+    if (plan.apply.length === 0) ctx.addIssue({ code: 'custom', path: ['apply'], message: 'required with an explicit target.layout (expected at least one image to apply)' });
+    for (const p of layoutProblems(plan.target.layout, plan)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
   })
   .describe('An imagepe deploy plan: where the image is, which disk and layout, how to specialize and boot it');
+
+export interface PlanProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * The checks that relate fields to the layout: apply names a partition that can take an image,
+ * GRUB finds the partitions it needs, unattend.xml has an NTFS target. The schema runs them on an
+ * explicit layout; the deploy runs them on a from-image layout once it has read it.
+ */
+export function layoutProblems(layout: Layout, plan: { apply: readonly ApplyEntry[]; bootloader: Bootloader; specialize: Specialize }, layoutName = 'target.layout'): PlanProblem[] {
+  const out: PlanProblem[] = [];
+  const issue = (path: (string | number)[], message: string) => out.push({ path, message });
+  const names = new Set(layout.partitions.map((p) => p.name));
+  plan.apply.forEach((a, i) => {
+    if (!names.has(a.partition)) {
+      issue(['apply', i, 'partition'], `expected the name of a partition of ${layoutName} (${[...names].join(', ')})`);
+      return;
+    }
+    const part = layout.partitions.find((p) => p.name === a.partition)!;
+    if (!['ext4', 'xfs', 'ntfs'].includes(part.format)) issue(['apply', i, 'partition'], `expected a partition formatted ext4, xfs or ntfs; ${a.partition} is ${part.format}`);
+    if (a.mode === 'ntfs' && part.format !== 'ntfs') issue(['apply', i, 'mode'], `ntfs mode needs an ntfs partition; ${a.partition} is ${part.format}`);
+    if (a.mode === 'linux' && part.format === 'ntfs') issue(['apply', i, 'mode'], `linux mode needs an ext4 or xfs partition; ${a.partition} is ntfs`);
+    if (part.format !== 'ntfs' && !part.mount) issue(['apply', i, 'partition'], `expected partition ${a.partition} to have a mount point in ${layoutName}`);
+  });
+  if (plan.bootloader.type === 'grub') {
+    if (!layout.partitions.some((p) => p.mount === '/')) issue(['bootloader', 'type'], `grub needs a partition with mount: / in ${layoutName}`);
+    const fw = plan.bootloader.firmware;
+    if ((fw === 'uefi' || fw === 'both') && !layout.partitions.some((p) => p.type === 'esp' && p.format === 'vfat')) {
+      issue(['bootloader', 'firmware'], `${fw} needs an esp partition formatted vfat in ${layoutName}`);
+    }
+    if ((fw === 'bios' || fw === 'both') && layout.table === 'gpt' && !layout.partitions.some((p) => p.type === 'bios-boot')) {
+      issue(['bootloader', 'firmware'], `${fw} on GPT needs a bios-boot partition in ${layoutName}`);
+    }
+  }
+  if (plan.specialize.unattend && !plan.apply.some((a) => layout.partitions.find((p) => p.name === a.partition)?.format === 'ntfs')) {
+    issue(['specialize', 'unattend'], 'expected an apply entry to an ntfs partition to place unattend.xml on');
+  }
+  return out;
+}
 
 export type DeployPlan = z.output<typeof PlanSchema>;
 export type DeployPlanInput = z.input<typeof PlanSchema>;
@@ -154,10 +184,9 @@ export class PlanError extends ImagepeError {
   constructor(
     readonly problems: string[],
     source: string,
+    hint = 'See docs/deploy.md for the plan format; imagepe plan schema prints its JSON Schema.',
   ) {
-    super('INVALID_INPUT', `${source} is not a valid plan:\n${problems.map((p) => `  - ${p}`).join('\n')}`, {
-      hint: 'See docs/deploy.md for the plan format; imagepe plan schema prints its JSON Schema.',
-    });
+    super('INVALID_INPUT', `${source} is not a valid plan:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { hint });
   }
 
   override toJSON(): Record<string, unknown> {
@@ -168,10 +197,26 @@ export class PlanError extends ImagepeError {
 export function parsePlan(value: unknown, source = 'plan'): DeployPlan {
   const result = PlanSchema.safeParse(value);
   if (result.success) return result.data;
-  throw new PlanError(
-    result.error.issues.map((issue) => `${formatPath(issue.path)}: ${issueMessage(issue)}`),
-    source,
-  );
+  throw new PlanError(planProblems(result.error.issues), source);
+}
+
+/** One line per problem: the field path and what was expected there. */
+export function planProblems(issues: readonly z.core.$ZodIssue[]): string[] {
+  return unwrapUnions(issues).map((issue) => `${formatPath(issue.path)}: ${issueMessage(issue)}`);
+}
+
+/**
+ * A union whose other branches rejected the value's very type (an object given where the other
+ * choice is a string) failed in the branch that fits: its own issues name the field that is wrong.
+ */
+function unwrapUnions(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  return issues.flatMap((issue) => {
+    if (issue.code !== 'invalid_union') return [issue];
+    const typeOnly = (branch: z.core.$ZodIssue[]) => branch.length === 1 && branch[0]!.path.length === 0 && (branch[0]!.code === 'invalid_type' || branch[0]!.code === 'invalid_value');
+    const fitting = issue.errors.filter((branch) => !typeOnly(branch));
+    if (fitting.length !== 1 || fitting[0]!.some((b) => b.path.length === 0)) return [issue];
+    return unwrapUnions(fitting[0]!.map((b) => ({ ...b, path: [...issue.path, ...b.path] })));
+  });
 }
 
 // zod's own message for a missing key is "Invalid input: expected string, received undefined";
@@ -188,25 +233,30 @@ export function formatPath(path: readonly PropertyKey[]): string {
 }
 
 export function parsePlanText(text: string, source = 'plan'): DeployPlan {
+  return parsePlan(planValueFromText(text, source), source);
+}
+
+/** A plan file's text as data: JSON when the name ends in .json, YAML otherwise. */
+export function planValueFromText(text: string, source = 'plan'): unknown {
   const isJson = extname(source).toLowerCase() === '.json';
-  let value: unknown;
   try {
-    value = isJson ? JSON.parse(text) : parseYaml(text);
+    return isJson ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
     throw new PlanError([`(file): not valid ${isJson ? 'JSON' : 'YAML'}: ${(e as Error).message}`], source);
   }
-  return parsePlan(value, source);
 }
 
 export async function loadPlan(file: string): Promise<DeployPlan> {
-  let text: string;
+  return parsePlanText(await readPlanFile(file), file);
+}
+
+export async function readPlanFile(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ImagepeError('NOT_FOUND', `plan file ${file} does not exist`);
     throw e;
   }
-  return parsePlanText(text, file);
 }
 
 /** The JSON Schema of a plan file, as published in docs/schema/plan.schema.json. */

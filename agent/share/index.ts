@@ -70,7 +70,14 @@ export async function mapShare(source: { url: string; image: string; credentials
       const creds = await resolveCredentials(source.credentials);
       const credFile = await writeCredentialsFile(creds);
       const dir = await mountPoint(options.mountBase, 'smb');
-      const opts = [`credentials=${credFile.path}`, 'vers=3.0', options.writable ? 'rw' : 'ro', 'iocharset=utf8', ...(location.port ? [`port=${location.port}`] : [])];
+      // nobrl: SMB byte-range locks are mandatory and per handle, so wimlib's flock() on the WIM
+      // would make its own header write through a second handle fail with EACCES, and an append
+      // to a WIM on the share could never work. Two machines appending to one WIM at once are
+      // therefore not kept apart; the capture docs say so.
+      // echo_interval=10: the kernel gives up on a silent server after three echo intervals, so a
+      // share that goes away mid-apply fails the read in under a minute instead of after three
+      // (soft, the default, makes that an I/O error rather than a wait forever).
+      const opts = [`credentials=${credFile.path}`, 'vers=3.0', options.writable ? 'rw' : 'ro', 'soft', 'nobrl', 'echo_interval=10', 'iocharset=utf8', ...(location.port ? [`port=${location.port}`] : [])];
       try {
         await run('mount', ['-t', 'cifs', uncOf(location), dir, '-o', opts.join(',')], {
           ...runOpts(`mounting ${uncOf(location)}`),

@@ -24,7 +24,7 @@ describe('imagepe plan', () => {
   it('validates the template plan', async () => {
     const r = await runPlan(['plan', 'validate', 'templates/plans/linux-gpt-both.yaml']);
     expect(r.error).toBeUndefined();
-    expect(r.out).toMatch(/^templates\/plans\/linux-gpt-both\.yaml: valid plan\n {2}source: {5}smb:\/\/10\.0\.2\.4\/qemu\/images/);
+    expect(r.out).toMatch(/^templates\/plans\/linux-gpt-both\.yaml: valid deploy plan\n {2}source: {5}smb:\/\/10\.0\.2\.4\/qemu\/images/);
   });
 
   it('names the wrong field and exits with INVALID_INPUT', async () => {
@@ -37,6 +37,21 @@ describe('imagepe plan', () => {
     const r = await runPlan(['plan', 'schema']);
     const schema = JSON.parse(r.out) as { title: string; required: string[] };
     expect(schema.title).toBe('imagepe deploy plan');
-    expect(schema.required).toEqual(expect.arrayContaining(['source', 'target', 'apply']));
+    // apply may be left out with layout: from-image.
+    expect(schema.required).toEqual(expect.arrayContaining(['source', 'target']));
+  });
+
+  it('validates a capture plan and says so', async () => {
+    const r = await runPlan(['plan', 'validate', 'templates/plans/capture-linux.yaml']);
+    expect(r.error).toBeUndefined();
+    expect(r.out).toMatch(/^templates\/plans\/capture-linux\.yaml: valid capture plan\n {2}source: {6}\(--disk/);
+    expect(r.out).toContain('destination: smb://10.0.2.4/qemu/images reference.wim, image "reference", a new WIM, lzx, integrity table');
+  });
+
+  it('prints the capture plan schema with --kind capture', async () => {
+    const r = await runPlan(['plan', 'schema', '--kind', 'capture']);
+    const schema = JSON.parse(r.out) as { title: string; required: string[] };
+    expect(schema.title).toBe('imagepe capture plan');
+    expect(schema.required).toEqual(['kind', 'destination']);
   });
 });

@@ -1,0 +1,143 @@
+import { z } from 'zod';
+import { ImagepeError, MiB } from '../../core/index.js';
+import { FORMATS, GPT_TYPES, LayoutSchema, MBR_TYPES, type Format, type Layout, type LayoutInput, type PartitionTypeName, type SfdiskTable } from '../../partition/index.js';
+
+/** The image property the reference disk's layout is kept in, inside the WIM's XML. */
+export const LAYOUT_PROPERTY = 'IMAGEPE/LAYOUT';
+
+/**
+ * The reference disk's layout as the capture saw it: a partition/ layout a deploy plan can use
+ * as is (`layout: from-image`), and which of its partitions the image came from.
+ */
+export interface RecordedLayout {
+  version: 1;
+  layout: LayoutInput;
+  imagePartition: string;
+}
+
+export interface RecordInput {
+  /** `sfdisk --json` of the reference disk. */
+  table: SfdiskTable;
+  /** `blkid --probe` of each partition, by partition number. */
+  filesystems: ReadonlyMap<number, Record<string, string>>;
+  /** The number of the partition the image is captured from. */
+  imagePartition: number;
+}
+
+const EXTENDED_TYPES = [0x05, 0x0f, 0x85];
+// Filesystems whose files a Linux tree capture keeps; the layout language makes only ext4 and xfs.
+const LINUX_TREE_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'f2fs', 'jfs', 'reiserfs']);
+
+/**
+ * Turns what sfdisk and blkid read from the reference disk into a layout. Partitions keep their
+ * order on the disk, names (GPT) or p<N>, types (by name when partition/ has one), sizes in MiB,
+ * filesystems and labels; never UUIDs, which every deployed machine must make its own. The
+ * captured partition gets mount "/" (Linux) and takes the rest of the disk when it is the last
+ * one, so the image deploys to disks larger than the reference. `notes` says what could not be
+ * kept exactly.
+ */
+export function recordLayout(input: RecordInput): { recorded: RecordedLayout; notes: string[] } {
+  const { table } = input;
+  const notes: string[] = [];
+  if (table.label !== 'gpt' && table.label !== 'dos') {
+    throw new ImagepeError('INVALID_INPUT', `the reference disk has a ${table.label} partition table; only GPT and MBR layouts can be recorded`);
+  }
+  const gpt = table.label === 'gpt';
+  const sectorSize = table.sectorsize ?? 512;
+  const parts = (table.partitions ?? [])
+    .map((p) => ({ ...p, number: partitionNumber(p.node) }))
+    // The planner makes the extended partition itself from the logical ones.
+    .filter((p) => gpt || !EXTENDED_TYPES.includes(parseInt(p.type, 16)))
+    .sort((a, b) => a.start - b.start);
+  const image = parts.find((p) => p.number === input.imagePartition);
+  if (!image) throw new ImagepeError('NOT_FOUND', `partition ${input.imagePartition} is not in the reference disk's partition table`);
+  const imageFs = input.filesystems.get(image.number)?.TYPE ?? '';
+  const linuxImage = imageFs !== 'ntfs';
+
+  const used = new Set<string>();
+  const partitions: LayoutInput['partitions'] = [];
+  let imageName = '';
+  for (const p of parts) {
+    const fs = input.filesystems.get(p.number) ?? {};
+    const isImage = p.number === image.number;
+    let name = gpt && p.name?.trim() ? p.name.trim() : `p${p.number}`;
+    if (used.has(name)) name = `p${p.number}`;
+    used.add(name);
+    if (isImage) imageName = name;
+
+    const type = typeName(p.type, gpt);
+    const format = formatOf(fs.TYPE, isImage, name, notes);
+    const mib = (p.size * sectorSize) / MiB;
+    const sizeMiB = Math.max(1, Math.round(mib));
+    if (Math.abs(mib - sizeMiB) > 1e-9 && !(isImage && p === parts[parts.length - 1])) notes.push(`${name} is ${mib.toFixed(2)} MiB; recorded as ${sizeMiB} MiB`);
+
+    const entry: LayoutInput['partitions'][number] = {
+      name,
+      size: isImage && p === parts[parts.length - 1] ? 'rest' : `${sizeMiB}MiB`,
+      type,
+      format,
+    };
+    if (fs.LABEL && format !== 'none') entry.label = fs.LABEL;
+    if (isImage && linuxImage) entry.mount = '/';
+    else if (linuxImage && type === 'esp' && format === 'vfat') entry.mount = '/boot/efi';
+    const bootable = gpt ? (p.attrs ?? '').includes('LegacyBIOSBootable') : p.bootable === true;
+    if (bootable) entry.flags = ['bootable'];
+    partitions.push(entry);
+  }
+  return { recorded: { version: 1, layout: { table: gpt ? 'gpt' : 'mbr', partitions }, imagePartition: imageName }, notes };
+}
+
+function typeName(code: string, gpt: boolean): string {
+  if (gpt) {
+    const upper = code.toUpperCase();
+    return (Object.keys(GPT_TYPES) as PartitionTypeName[]).find((k) => GPT_TYPES[k] === upper) ?? upper;
+  }
+  const byte = parseInt(code, 16);
+  return (Object.keys(MBR_TYPES) as PartitionTypeName[]).find((k) => parseInt(MBR_TYPES[k]!, 16) === byte) ?? `0x${byte.toString(16)}`;
+}
+
+function formatOf(fsType: string | undefined, isImage: boolean, name: string, notes: string[]): Format {
+  if (!fsType) return 'none';
+  if ((FORMATS as readonly string[]).includes(fsType)) return fsType as Format;
+  // The image is a file tree: any Linux filesystem can take it, and ext4 is the one every kernel reads.
+  if (isImage && LINUX_TREE_FS.has(fsType)) {
+    notes.push(`${name} holds ${fsType}, which layouts cannot make; recorded as ext4`);
+    return 'ext4';
+  }
+  notes.push(`${name} holds ${fsType}, which layouts cannot make; recorded unformatted`);
+  return 'none';
+}
+
+function partitionNumber(node: string): number {
+  return Number(/(\d+)$/.exec(node)?.[1] ?? NaN);
+}
+
+export const RecordedLayoutSchema = z
+  .object({
+    version: z.literal(1),
+    layout: LayoutSchema,
+    imagePartition: z.string().min(1),
+  })
+  .strict();
+
+/** Reads a recorded layout back (from the image property); `where` names the image for messages. */
+export function parseRecordedLayout(text: string, where: string): { layout: Layout; imagePartition: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ImagepeError('INVALID_INPUT', `${where} records a layout that is not JSON: ${(e as Error).message}`, { hint: 'Give target.layout in the plan instead of from-image.' });
+  }
+  const result = RecordedLayoutSchema.safeParse(value);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.message}`);
+    throw new ImagepeError('INVALID_INPUT', `${where} records a layout imagepe cannot use:\n${problems.map((p) => `  - ${p}`).join('\n')}`, {
+      hint: 'It may come from a newer imagepe; give target.layout in the plan instead of from-image.',
+    });
+  }
+  const { layout, imagePartition } = result.data;
+  if (!layout.partitions.some((p) => p.name === imagePartition)) {
+    throw new ImagepeError('INVALID_INPUT', `${where} records the image as coming from partition ${imagePartition}, which its layout does not have`, { hint: 'Give target.layout in the plan instead of from-image.' });
+  }
+  return { layout, imagePartition };
+}

@@ -1,0 +1,47 @@
+import type { DeployEvent } from '../deploy/events.js';
+import { screenLine } from '../screen.js';
+import { ascii, truncate, WIDTH, wrap } from './render.js';
+import type { Terminal } from './terminal.js';
+
+/** A serial log reads best with a progress line now and then; a screen redraws one line often. */
+export const LINE_PROGRESS_MS = 2_000;
+export const REDRAW_PROGRESS_MS = 250;
+
+const ESCAPES = /\x1b\[[0-9;?]*[A-Za-z]/g;
+
+/**
+ * Fits one screenLine() text to a terminal: lines cut to the width, and on a 'lines' terminal
+ * no escape sequences and a progress line ended with \n instead of being redrawn with \r.
+ */
+export function fitEventText(text: string, style: Terminal['progress']): string {
+  const body = text.replace(ESCAPES, '');
+  const clear = style === 'redraw' ? '\x1b[K' : '';
+  if (body.endsWith('\r')) {
+    const line = truncate(ascii(body.slice(0, -1)), WIDTH);
+    return style === 'redraw' ? `${line}${clear}\r` : `${line}\n`;
+  }
+  const lines = body
+    .replace(/\n$/, '')
+    .split('\n')
+    .flatMap((l) => wrap(l, WIDTH, '    '));
+  return `${clear}${lines.join('\n')}\n`;
+}
+
+/**
+ * Shows a deploy's or capture's events on the technician's terminal, in words, with progress
+ * throttled to what the terminal can show: a redraw four times a second on a screen, a line
+ * every two seconds on a serial line. The last progress event of a phase always shows.
+ */
+export function eventPrinter(term: Terminal, now: () => number = Date.now): (event: DeployEvent) => void {
+  const interval = term.progress === 'lines' ? LINE_PROGRESS_MS : REDRAW_PROGRESS_MS;
+  let last = Number.NEGATIVE_INFINITY;
+  return (event) => {
+    if (event.type === 'progress') {
+      const final = event.total !== undefined && event.done >= event.total;
+      if (!final && now() - last < interval) return;
+      last = now();
+    }
+    const text = screenLine(event);
+    if (text !== undefined) term.write(fitEventText(text, term.progress));
+  };
+}

@@ -1,0 +1,55 @@
+import { mkdtemp, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ImagepeError, pathKind, run } from '../core/index.js';
+
+/**
+ * Attaches a raw disk image with its partitions (no udev here, so the partition nodes are
+ * asked for with partx and waited for), runs `body` with the loop device, and detaches it on
+ * every path.
+ */
+export async function withDiskImage<T>(image: string, body: (loop: string) => Promise<T>, options: { readOnly?: boolean } = {}): Promise<T> {
+  const loop = (await run('losetup', ['--find', '--show', '--partscan', ...(options.readOnly ? ['--read-only'] : []), image], { what: `attaching ${image}`, timeoutMs: 30_000 })).stdout.trim();
+  try {
+    await run('partx', ['--update', loop], { what: `reading the partitions of ${loop}`, timeoutMs: 30_000, okExitCodes: [0, 1] });
+    return await body(loop);
+  } finally {
+    await run('losetup', ['--detach', loop], { what: `detaching ${loop}`, timeoutMs: 30_000 }).catch(() => undefined);
+  }
+}
+
+/** The node of partition `number` of a loop device, once the kernel has made it. */
+export async function partitionNode(loop: string, number: number, timeoutMs = 10_000): Promise<string> {
+  const node = `${loop}p${number}`;
+  const deadline = Date.now() + timeoutMs;
+  while ((await pathKind(node)) !== 'block-device') {
+    if (Date.now() > deadline) throw new ImagepeError('NOT_FOUND', `${node} did not appear`);
+    await sleep(100);
+  }
+  return node;
+}
+
+/** Mounts partition `number` of a raw disk image, runs `body` on the mount point, and undoes it all. */
+export async function withPartitionMounted<T>(image: string, number: number, body: (dir: string) => Promise<T>, options: { readOnly?: boolean; type?: string } = {}): Promise<T> {
+  return withDiskImage(
+    image,
+    async (loop) => {
+      const node = await partitionNode(loop, number);
+      const dir = await mkdtemp(join(tmpdir(), 'imagepe-part-'));
+      await run('mount', [...(options.type ? ['-t', options.type] : []), '-o', options.readOnly ? 'ro' : 'rw', node, dir], { what: `mounting ${node}`, timeoutMs: 60_000 });
+      try {
+        return await body(dir);
+      } finally {
+        await run('umount', [dir], { what: `unmounting ${dir}`, timeoutMs: 60_000 });
+        await rmdir(dir);
+      }
+    },
+    options.readOnly ? { readOnly: true } : {},
+  );
+}
+
+/** A raw copy of a qcow2 disk, sparse, so loop devices and offline tools can read it. */
+export async function qcow2ToRaw(qcow2: string, raw: string): Promise<void> {
+  await run('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', qcow2, raw], { what: `converting ${qcow2} to raw`, timeoutMs: 300_000 });
+}
