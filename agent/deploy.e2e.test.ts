@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { buildPe, parseBuildConfig, projectRoot, type BuildResult } from '../builder/index.js';
 import { sha256File } from './deploy/index.js';
 import { generalize } from '../imaging/index.js';
-import { startVm, type Vm } from '../qemu-tests/index.js';
+import { startVm, withVm, type Vm } from '../qemu-tests/index.js';
 import { makeReferenceSystem, referencePlan, type ReferenceSystem } from '../qemu-tests/reference-system.js';
 
 // The proof that the product works: the PE ISO boots in QEMU against a blank 2 GiB disk and
@@ -32,19 +32,6 @@ function plan(firmware: string, sha: string): string {
   return referencePlan({ hostname: `${firmware}-{mac}`, sha256: sha });
 }
 
-/** Serial log kept on failure, removed on success. */
-async function withVm<T>(name: string, vmPromise: Promise<Vm>, body: (vm: Vm) => Promise<T>): Promise<T> {
-  const vm = await vmPromise;
-  let ok = false;
-  try {
-    const r = await body(vm);
-    ok = true;
-    return r;
-  } finally {
-    await vm.stop();
-    if (!ok) process.stderr.write(`${name}: serial log kept at ${vm.logPath}\n`);
-  }
-}
 
 /** The guest clusters QEMU allocated in a qcow2: none for a disk nothing ever wrote to. */
 async function writtenBytes(qcow2: string): Promise<number> {

@@ -6,9 +6,9 @@ import { promisify } from 'node:util';
 import { buildPe, parseBuildConfig, projectRoot, type BuildResult } from '../builder/index.js';
 import { run } from '../core/index.js';
 import * as imaging from '../imaging/index.js';
-import { startVm, type Vm } from '../qemu-tests/index.js';
+import { startVm, withVm, type Vm } from '../qemu-tests/index.js';
 import { partitionNode, qcow2ToRaw, withDiskImage, withPartitionMounted } from '../qemu-tests/disk-image.js';
-import { customizeReference, makeReferenceSystem, type ReferenceSystem } from '../qemu-tests/reference-system.js';
+import { customizeReference, makeReferenceSystem, REFERENCE_LAYOUT, type ReferenceSystem } from '../qemu-tests/reference-system.js';
 import { deploy } from './deploy/index.js';
 import { QUESTIONS } from './console/index.js';
 import { parsePlan } from './plan/index.js';
@@ -48,19 +48,6 @@ async function pe(kind: 'capture' | 'deploy' | 'console'): Promise<BuildResult> 
   return isos[kind]!;
 }
 
-/** Serial log kept on failure, removed with the work dir on success. */
-async function withVm<T>(name: string, vmPromise: Promise<Vm>, body: (vm: Vm) => Promise<T>): Promise<T> {
-  const vm = await vmPromise;
-  let ok = false;
-  try {
-    const r = await body(vm);
-    ok = true;
-    return r;
-  } finally {
-    await vm.stop();
-    if (!ok) process.stderr.write(`${name}: serial log kept at ${vm.logPath}\n`);
-  }
-}
 
 async function wimInfoJson(wim: string): Promise<{ images: { index: number; name: string; description: string }[] }> {
   const { stdout } = await exec('node', [resolve('dist/cli/main.js'), 'info', wim, '--json']);
@@ -97,14 +84,7 @@ beforeAll(async () => {
     parsePlan({
       source: { url: `file://${baseDir}`, image: 'base.wim' },
       target: {
-        layout: {
-          table: 'gpt',
-          partitions: [
-            { name: 'ESP', size: '64MiB', type: 'esp', format: 'vfat', label: 'ESP', mount: '/boot/efi' },
-            { name: 'bios-boot', size: '1MiB', type: 'bios-boot' },
-            { name: 'root', size: 'rest', type: 'linux', format: 'ext4', label: 'root', mount: '/' },
-          ],
-        },
+        layout: REFERENCE_LAYOUT,
       },
       apply: [{ partition: 'root' }],
       specialize: { hostname: 'reference', machineId: 'keep', removeSshHostKeys: false },

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ImagepeError } from '../core/index.js';
+import { ImagepeError, parseSize } from '../core/index.js';
 
 /** The partition types people name; anything else is written as a raw GPT GUID or MBR type byte. */
 export const PARTITION_TYPES = [
@@ -25,14 +25,31 @@ export const MBR_TYPE_PATTERN = /^(0x)?[0-9a-fA-F]{1,2}$/;
 /** "512MiB", "2GiB", "4096", "30%", "rest": what parseSize accepts, a percentage, or the remainder. */
 export const SIZE_PATTERN = /^(\s*\d+(\.\d+)?\s*([kmgtpKMGTP]i?[bB]?|[bB])?\s*|\d+(\.\d+)?%|rest)$/;
 
+// The patterns let through a few texts parseSize refuses ("5Mi", "0.5B", more bytes than 2^53)
+// and percentages the planner refuses; checking with the same rules here lets validation refuse
+// what the planner would, naming the field.
+const SIZE_MESSAGE = 'expected a size such as "512MiB" or "2GiB", a percentage such as "30%", or "rest"';
+const BYTE_SIZE_MESSAGE = 'expected a byte size such as 100GiB or a number of bytes';
+const BYTE_SIZE_PATTERN = /^\s*\d+(\.\d+)?\s*([kmgtpKMGTP]i?[bB]?|[bB])?\s*$/;
+function isByteSize(text: string): boolean {
+  try {
+    parseSize(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const sizeText = z
   .string()
-  .regex(SIZE_PATTERN, { message: 'expected a size such as "512MiB" or "2GiB", a percentage such as "30%", or "rest"' })
+  .regex(SIZE_PATTERN, { message: SIZE_MESSAGE })
+  // Passes what the pattern refused, which it has reported already (zod runs both checks).
+  .refine((s) => !SIZE_PATTERN.test(s) || s === 'rest' || (s.endsWith('%') ? Number(s.slice(0, -1)) > 0 && Number(s.slice(0, -1)) <= 100 : isByteSize(s)), { message: SIZE_MESSAGE })
   .describe('Bytes with a unit (512MiB, 2GiB), a percentage of the disk (30%), or "rest" for what is left');
 
 const byteSize = z
-  .union([z.number().int().nonnegative(), z.string().regex(/^\s*\d+(\.\d+)?\s*([kmgtpKMGTP]i?[bB]?|[bB])?\s*$/)], {
-    message: 'expected a byte size such as 100GiB or a number of bytes',
+  .union([z.number().int().nonnegative(), z.string().regex(BYTE_SIZE_PATTERN, { message: BYTE_SIZE_MESSAGE }).refine((s) => !BYTE_SIZE_PATTERN.test(s) || isByteSize(s), { message: BYTE_SIZE_MESSAGE })], {
+    message: BYTE_SIZE_MESSAGE,
   })
   .describe('A byte size: a number of bytes or a size with a unit (100GiB)');
 

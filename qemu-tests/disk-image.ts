@@ -37,7 +37,10 @@ export async function withPartitionMounted<T>(image: string, number: number, bod
     async (loop) => {
       const node = await partitionNode(loop, number);
       const dir = await mkdtemp(join(tmpdir(), 'imagepe-part-'));
-      await run('mount', [...(options.type ? ['-t', options.type] : []), '-o', options.readOnly ? 'ro' : 'rw', node, dir], { what: `mounting ${node}`, timeoutMs: 60_000 });
+      // Read-only means not a byte written: an ext4 left dirty (power cut) is read without
+      // replaying its journal.
+      const opts = options.readOnly ? (options.type === 'ext4' ? 'ro,noload' : 'ro') : 'rw';
+      await run('mount', [...(options.type ? ['-t', options.type] : []), '-o', opts, node, dir], { what: `mounting ${node}`, timeoutMs: 60_000 });
       try {
         return await body(dir);
       } finally {

@@ -1,6 +1,20 @@
 import { chmod, copyFile, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildModuleIndex, selectModules, writeCpio, type FileTree } from '../builder/index.js';
+import type { LayoutInput } from '../partition/index.js';
+
+/**
+ * The disk layout the tests deploy the reference system with: GPT with an ESP and a bios-boot
+ * partition, so the disk boots on UEFI and on BIOS, and the root filling the rest.
+ */
+export const REFERENCE_LAYOUT = {
+  table: 'gpt',
+  partitions: [
+    { name: 'ESP', size: '64MiB', type: 'esp', format: 'vfat', label: 'ESP', mount: '/boot/efi' },
+    { name: 'bios-boot', size: '1MiB', type: 'bios-boot' },
+    { name: 'root', size: 'rest', type: 'linux', format: 'ext4', label: 'root', mount: '/' },
+  ],
+} as const satisfies LayoutInput;
 
 export interface ReferenceSystem {
   root: string;

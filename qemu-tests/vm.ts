@@ -323,3 +323,20 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   });
   return new Vm(child, logPath, workDir, accel, startedAt, qmpSocket, log, options);
 }
+
+/**
+ * Runs `body` on a VM and always stops it; when the body fails, the serial log's path is
+ * printed to stderr (the log stays on disk), so a failed test says where to look.
+ */
+export async function withVm<T>(name: string, vmPromise: Promise<Vm>, body: (vm: Vm) => Promise<T>): Promise<T> {
+  const vm = await vmPromise;
+  let ok = false;
+  try {
+    const r = await body(vm);
+    ok = true;
+    return r;
+  } finally {
+    await vm.stop();
+    if (!ok) process.stderr.write(`${name}: serial log kept at ${vm.logPath}\n`);
+  }
+}

@@ -78,7 +78,10 @@ export async function download(url: URL, dest: string, options: HashOptions & { 
       response = await fetch(url, { signal: controller.signal, redirect: 'follow' });
     } catch (e) {
       if (options.signal?.aborted) throw new CancelledError(`downloading ${url.href}`);
-      throw new ImagepeError('NOT_FOUND', `cannot download ${url.href}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`, {
+      // fetch says only "fetch failed"; the reason (a certificate, a refused connection) is its cause.
+      // Read by shape, not instanceof: the cause comes from undici's realm, which may not be ours (jest's vm).
+      const cause = (e as { cause?: { message?: unknown } }).cause;
+      throw new ImagepeError('NOT_FOUND', `cannot download ${url.href}: ${typeof cause?.message === 'string' ? cause.message : (e as Error).message}`, {
         hint: 'Check the URL, the network and, for https, that the server certificate is valid.',
       });
     }

@@ -1,3 +1,4 @@
+import { REFERENCE_LAYOUT } from '../../qemu-tests/reference-system.js';
 import { jest } from '@jest/globals';
 import { copyFile, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -53,14 +54,7 @@ function planInput(overrides: { sha256?: string; wipe?: boolean } = {}): DeployP
     source: { url: `file://${share}`, image: 'images/ref.wim', index: 'reference', sha256: overrides.sha256 ?? wimSha },
     target: {
       wipe: overrides.wipe ?? false,
-      layout: {
-        table: 'gpt',
-        partitions: [
-          { name: 'ESP', size: '64MiB', type: 'esp', format: 'vfat', label: 'ESP', mount: '/boot/efi' },
-          { name: 'bios-boot', size: '1MiB', type: 'bios-boot' },
-          { name: 'root', size: 'rest', type: 'linux', format: 'ext4', label: 'root', mount: '/' },
-        ],
-      },
+      layout: REFERENCE_LAYOUT,
     },
     apply: [{ partition: 'root' }],
     specialize: { hostname: 'node-{mac}', files: [{ path: '/etc/motd', content: 'deployed by imagepe\n', mode: '0640' }] },

@@ -1,13 +1,14 @@
 import { lstat, mkdir, mkdtemp, open, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { realpath } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join, posix } from 'node:path';
+import { basename, dirname, join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CommandFailedError, CommandTimeoutError, ImagepeError, formatBytes, pathKind, run, type ImagepeEvent, type RunOptions } from '../../core/index.js';
 import * as imaging from '../../imaging/index.js';
 import * as partition from '../../partition/index.js';
 import { fatFileExists, installGrub, MTOOLS_ENV, type GrubResult } from '../bootloader/index.js';
-import { expandHostname, readMachineFacts, type DeployPlan, type MachineFacts } from '../plan/index.js';
+import { LAYOUT_PROPERTY, parseRecordedLayout } from '../capture/record-layout.js';
+import { expandHostname, formatPath, FROM_IMAGE, layoutProblems, PlanError, readMachineFacts, type DeployPlan, type MachineFacts } from '../plan/index.js';
 import { mapShare, type MappedShare } from '../share/index.js';
 import { placeUnattend, specializeLinux } from '../specialize/index.js';
 import { assertSha256, download, sha256File, type HashProgress } from './check.js';
@@ -60,6 +61,7 @@ export interface DeployResult {
 }
 
 const MARKER = '/var/lib/imagepe/deployed.json';
+const IN_PROGRESS_MARKER = '/var/lib/imagepe/deploying.json';
 const FILE_SAMPLE = 400;
 const PROGRESS_INTERVAL_MS = 250;
 
@@ -139,7 +141,8 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
     // plan
     begin('plan', options.planFile);
     if (plan.specialize.hostname) hostname = expandHostname(plan.specialize.hostname, options.facts ?? (await readMachineFacts()));
-    end('plan', `${plan.apply.length} image${plan.apply.length > 1 ? 's' : ''} from ${plan.source.url}${hostname ? `, hostname ${hostname}` : ''}`);
+    const imageCount = Math.max(1, plan.apply.length);
+    end('plan', `${imageCount} image${imageCount > 1 ? 's' : ''} from ${plan.source.url}${plan.target.layout === FROM_IMAGE ? ', layout from the image' : ''}${hostname ? `, hostname ${hostname}` : ''}`);
 
     // disk: chosen and checked, nothing written
     begin('disk');
@@ -156,17 +159,28 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
       device = await realpath(target.path);
     }
     const disk = await partition.describeDisk(device, signal ? { signal } : {});
-    const layout = { ...plan.target.layout, wipe: plan.target.wipe || plan.target.layout.wipe, ...(plan.bootloader.type === 'grub' ? { firmware: plan.bootloader.firmware } : {}) };
-    const partPlan = partition.plan(layout, disk);
+    const planLayout = (l: partition.Layout) => {
+      try {
+        return partition.plan({ ...l, wipe: plan.target.wipe || l.wipe, ...(plan.bootloader.type === 'grub' ? { firmware: plan.bootloader.firmware } : {}) }, disk);
+      } catch (e) {
+        // The planner names the device it was given; for an image file that is a loop device the user never named.
+        if (e instanceof partition.LayoutError && device !== diskShown) throw new partition.LayoutError(e.problems, `the layout on ${diskShown} (${device}, ${formatBytes(disk.sizeBytes)}, ${disk.sectorSize}-byte sectors)`);
+        throw e;
+      }
+    };
+    // A from-image layout is planned at check, once the WIM is read; still before anything is written.
+    let partPlan = plan.target.layout === FROM_IMAGE ? undefined : planLayout(plan.target.layout);
     const holds = await whatItHolds(device, runOpts);
-    if (holds.length > 0 && !partPlan.wipe) {
+    if (holds.length > 0 && !(partPlan?.wipe ?? plan.target.wipe)) {
       throw new ImagepeError('REFUSED', `${diskShown} is not blank: it holds ${holds.join('; ')}`, { hint: 'Set target.wipe: true in the plan to erase it, or choose another disk.' });
     }
-    if (!options.yes) {
-      const ok = options.confirm ? await options.confirm({ disk: diskShown, device, sizeBytes: disk.sizeBytes, holds, plan: partPlan }) : false;
+    const confirmDisk = async (p: partition.Plan) => {
+      if (options.yes) return;
+      const ok = options.confirm ? await options.confirm({ disk: diskShown, device, sizeBytes: disk.sizeBytes, holds, plan: p }) : false;
       if (!ok) throw new ImagepeError('REFUSED', `not deploying to ${diskShown} without confirmation`, { hint: 'Pass --yes to deploy without asking.' });
-    }
-    end('disk', `${diskShown}${device !== diskShown ? ` (${device})` : ''}, ${partPlan.table}, ${holds.length ? `wiping: ${holds.join('; ')}` : 'blank'}`);
+    };
+    if (partPlan) await confirmDisk(partPlan);
+    end('disk', `${diskShown}${device !== diskShown ? ` (${device})` : ''}, ${partPlan?.table ?? 'layout from the image'}, ${holds.length ? `wiping: ${holds.join('; ')}` : 'blank'}`);
 
     // share
     begin('share', plan.source.url);
@@ -206,7 +220,15 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
         warn(`${plan.source.image} was not verified: give source.sha256 in the plan, or capture with an integrity table (--check)`);
       }
     }
-    const images = plan.apply.map((a) => imaging.selectImage(wim, a.index ?? plan.source.index));
+    // Messages name the image as the plan does, not by the share's mount point in the PE.
+    const shownWim = { ...wim, path: share.imageUrl ? share.imageUrl.href : `${plan.source.url.replace(/\/$/, '')}/${plan.source.image}` };
+    if (!partPlan) {
+      const resolved = await layoutFromImage(plan, wimPath, imaging.selectImage(shownWim, plan.source.index), signal);
+      plan = resolved.plan;
+      partPlan = planLayout(resolved.layout);
+      await confirmDisk(partPlan);
+    }
+    const images = plan.apply.map((a) => imaging.selectImage(shownWim, a.index ?? plan.source.index));
     end('check', `${how}; image${images.length > 1 ? 's' : ''} ${images.map((i) => `${i.index} "${i.name}"`).join(', ')}`);
 
     // partition, then format: partition.apply does both and reports its own steps
@@ -237,6 +259,20 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
     const treeParts = applied.partitions
       .filter((p) => p.mount?.startsWith('/') && (p.fsType === 'ext4' || p.fsType === 'xfs'))
       .sort((a, b) => depth(a.mount!) - depth(b.mount!));
+    // Until verify replaces it with deployed.json, this file says the disk holds a deploy that has
+    // not finished: a rerun names it (and the bootloader is not installed yet, so nothing boots
+    // it). It is written on a mount of its own that is then unmounted, which puts it in the
+    // filesystem proper rather than only in the journal: the rerun's probe does not replay a
+    // journal (that would write), so after a power cut it sees only what was checkpointed.
+    const rootTree = treeParts.find((p) => p.mount === '/');
+    if (rootTree) {
+      await run('mount', ['-t', rootTree.fsType!, rootTree.node, targetRoot], runOpts(`mounting ${rootTree.name} (${rootTree.node})`));
+      try {
+        await writeJson(join(targetRoot, IN_PROGRESS_MARKER), { source: plan.source.url, image: plan.source.image, startedAt: new Date().toISOString() });
+      } finally {
+        await run('umount', [targetRoot], runOpts(`unmounting ${rootTree.name}`));
+      }
+    }
     for (const p of treeParts) {
       const dir = join(targetRoot, p.mount!);
       await mkdir(dir, { recursive: true });
@@ -356,7 +392,8 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
     }
     if (linuxApplied) {
       // Written last: a disk with this file went through every step.
-      await writeMarker(join(targetRoot, '/'), { source: plan.source.url, image: plan.source.image, images: images.map((i) => ({ index: i.index, name: i.name })), sha256: plan.source.sha256 ?? null, hostname: hostname ?? null, machineId: machineId ?? null, deployedAt: new Date().toISOString() });
+      await rm(join(targetRoot, IN_PROGRESS_MARKER), { force: true });
+      await writeJson(join(targetRoot, MARKER), { source: plan.source.url, image: plan.source.image, images: images.map((i) => ({ index: i.index, name: i.name })), sha256: plan.source.sha256 ?? null, hostname: hostname ?? null, machineId: machineId ?? null, deployedAt: new Date().toISOString() });
       checks.push(MARKER);
     }
     await releaseTarget(true);
@@ -399,6 +436,25 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
   }
 }
 
+/**
+ * The layout imagepe's capture mode recorded in the image, checked against the plan as the schema
+ * checks an explicit one; without apply entries, the image goes to the partition it came from.
+ */
+async function layoutFromImage(plan: DeployPlan, wimPath: string, image: imaging.WimImage, signal: AbortSignal | undefined): Promise<{ plan: DeployPlan; layout: partition.Layout }> {
+  const where = `image ${image.index} "${image.name}" of ${plan.source.image}`;
+  const text = await imaging.imageProperty(wimPath, image.index, LAYOUT_PROPERTY, signal ? { signal } : {});
+  if (text === undefined) {
+    throw new ImagepeError('NOT_FOUND', `${where} records no disk layout (${LAYOUT_PROPERTY}): it was captured without imagepe capture mode; give target.layout`, {
+      hint: 'Write the layout into the plan (target.layout), or capture the reference with imagepe.mode=capture, which records it.',
+    });
+  }
+  const recorded = parseRecordedLayout(text, where);
+  const apply = plan.apply.length > 0 ? plan.apply : [{ partition: recorded.imagePartition, mode: 'auto' as const }];
+  const problems = layoutProblems(recorded.layout, { ...plan, apply }, `the layout recorded in ${where}`);
+  if (problems.length > 0) throw new PlanError(problems.map((p) => `${formatPath(p.path)}: ${p.message}`), `the plan with the layout of ${where}`);
+  return { plan: { ...plan, apply, target: { ...plan.target, layout: recorded.layout } }, layout: recorded.layout };
+}
+
 async function chooseDisk(plan: DeployPlan, options: DeployOptions): Promise<{ path: string; shown: string; kind: 'file' | 'block-device' }> {
   let path = options.disk;
   if (!path) {
@@ -413,6 +469,10 @@ async function chooseDisk(plan: DeployPlan, options: DeployOptions): Promise<{ p
   const kind = await pathKind(path);
   if (kind === 'missing') throw new ImagepeError('NOT_FOUND', `disk ${path} does not exist`, { hint: 'Create an image file with truncate -s 2G FILE, or name a block device.' });
   if (kind !== 'file' && kind !== 'block-device') throw new ImagepeError('INVALID_INPUT', `${path} is neither a block device nor a disk image file`);
+  // A rule never picks the boot medium (selectDisk); a disk named by path must not be it either.
+  if (options.bootMedium && (await realpath(path)) === (await realpath(options.bootMedium).catch(() => options.bootMedium))) {
+    throw new ImagepeError('REFUSED', `${path} is the boot medium (${options.bootMedium}): it holds the environment this deploy runs from`, { hint: 'Name another disk; imagepe never deploys over the medium it booted from.' });
+  }
   return { path, shown: path, kind };
 }
 
@@ -430,9 +490,50 @@ async function whatItHolds(device: string, runOpts: (what: string) => RunOptions
   for (const e of await readdir(`/sys/block/${name}`).catch(() => [] as string[])) {
     if (!e.startsWith(name) || (await pathKind(`/sys/block/${name}/${e}/partition`)) === 'missing') continue;
     if ((await pathKind(`/dev/${e}`)) !== 'block-device') continue;
-    for (const s of await sigs(`/dev/${e}`)) out.push(`${s} on /dev/${e}`);
+    for (const s of await sigs(`/dev/${e}`)) {
+      out.push(`${s} on /dev/${e}`);
+      if (s === 'ext4' || s === 'xfs') {
+        const found = await imagepeMarker(`/dev/${e}`, s, runOpts);
+        if (found) out.push(`${found} on /dev/${e}`);
+      }
+    }
   }
   return [...new Set(out)];
+}
+
+/**
+ * What imagepe left on a Linux filesystem: an unfinished deploy (power cut, share gone) or a
+ * finished one. The filesystem is mounted read-only without journal replay, so nothing is written.
+ */
+async function imagepeMarker(node: string, fsType: 'ext4' | 'xfs', runOpts: (what: string) => RunOptions): Promise<string | undefined> {
+  const dir = await mkdtemp(join(tmpdir(), 'imagepe-probe-'));
+  try {
+    await run('mount', ['-t', fsType, '-o', fsType === 'ext4' ? 'ro,noload' : 'ro,norecovery', node, dir], runOpts(`looking into ${node}`));
+  } catch {
+    await rmdir(dir).catch(() => undefined);
+    return undefined;
+  }
+  try {
+    type Marker = { image?: string; startedAt?: string; deployedAt?: string };
+    // A marker that exists but does not parse (cut off mid-write) still counts.
+    const read = async (marker: string): Promise<Marker | null> => {
+      const text = await readFile(join(dir, marker), 'utf8').catch(() => undefined);
+      if (text === undefined) return null;
+      try {
+        return JSON.parse(text) as Marker;
+      } catch {
+        return {};
+      }
+    };
+    const unfinished = await read(IN_PROGRESS_MARKER);
+    if (unfinished) return `an unfinished imagepe deploy of ${unfinished.image ?? 'an image'}${unfinished.startedAt ? ` started ${unfinished.startedAt}` : ''}`;
+    const done = await read(MARKER);
+    if (done) return `a system imagepe deployed from ${done.image ?? 'an image'}${done.deployedAt ? ` at ${done.deployedAt}` : ''}`;
+    return undefined;
+  } finally {
+    await run('umount', [dir], runOpts(`unmounting ${dir}`)).catch(() => run('umount', ['-l', dir], runOpts(`unmounting ${dir}`)).catch(() => undefined));
+    await rmdir(dir).catch(() => undefined);
+  }
 }
 
 
@@ -448,6 +549,9 @@ async function missingFiles(wimPath: string, index: number, dir: string, mount: 
     otherMounts.some((m) => p.startsWith(`${posix.join(mount, m.slice(mount.length))}/`) || p === m) ||
     (plan.specialize.removeSshHostKeys && /^\/etc\/ssh\/ssh_host_/.test(p)) ||
     p === '/var/lib/dbus/machine-id' ||
+    // The bootloader step installs GRUB afresh; grub-install replaces what an image captured
+    // from a deployed system carries there (its locale files, say).
+    (plan.bootloader.type === 'grub' && p.startsWith('/boot/grub/')) ||
     p === '/';
   const candidates = listing.filter((p) => !skipped(mount === '/' ? p : posix.join(mount, p)));
   const step = Math.max(1, Math.ceil(candidates.length / FILE_SAMPLE));
@@ -473,9 +577,8 @@ async function unattendPath(file: string, share: MappedShare | undefined): Promi
   return join(share.root, file);
 }
 
-async function writeMarker(root: string, data: Record<string, unknown>): Promise<void> {
-  const path = join(root, MARKER);
-  await mkdir(join(root, posix.dirname(MARKER)), { recursive: true });
+async function writeJson(path: string, data: Record<string, unknown>): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
   await writeFile(path, `${JSON.stringify(data, null, 2)}\n`, { mode: 0o644 });
 }
 

@@ -58,7 +58,9 @@ export async function specializeLinux(root: string, spec: LinuxSpecialize): Prom
     await writeInside(root, '/etc/machine-id', id ? `${id}\n` : '', 0o444);
     result.written.push('/etc/machine-id');
     // D-Bus keeps its own copy on older systems; a stale one would differ from /etc/machine-id.
-    const dbus = await inside(root, '/var/lib/dbus/machine-id');
+    // Only the folder is resolved: the file itself is often a link to /etc/machine-id, and
+    // following it would remove the id just written.
+    const dbus = join(await inside(root, '/var/lib/dbus'), 'machine-id');
     const st = await lstat(dbus).catch(() => undefined);
     if (st?.isFile()) {
       await rm(dbus);
