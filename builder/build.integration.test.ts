@@ -148,10 +148,14 @@ describe('agent bundle', () => {
       // Everything the deploy needs is inlined; under emulation parsing costs time, so it stays small.
       expect(bundle.length).toBeLessThan(1024 * 1024);
       await writeFile(file, bundle);
-      const r = await run(process.execPath, [file], { cwd: dir, timeoutMs: 30_000 });
-      const ready = r.stdout.split('\n').map(parseEventLine).find((e) => e?.type === 'ready');
+      // On this host there is no plan and no PE console (IMAGEPE_SERIALS/SCREENS come from the
+      // PE's /init), so after `ready` the agent can only say it has no technician console.
+      const r = await run(process.execPath, [file], { cwd: dir, timeoutMs: 30_000, okExitCodes: [1], env: { IMAGEPE_SERIALS: '', IMAGEPE_SCREENS: '' } });
+      const events = r.stdout.split('\n').map(parseEventLine);
+      const ready = events.find((e) => e?.type === 'ready');
       expect(ready).toBeDefined();
       expect(ready!.type === 'ready' && ready!.node).toBe(process.version);
+      expect(events.find((e) => e?.type === 'error')).toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/no console/) });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
