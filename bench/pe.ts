@@ -1,50 +1,63 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { benchDeployApply, type DeployApplyFigures } from '../agent/deploy/bench.js';
 import { buildPe, parseBuildConfig } from '../builder/index.js';
-import { run } from '../core/index.js';
 import { capture, generalize } from '../imaging/index.js';
 import { startVm } from '../qemu-tests/index.js';
 import { makeReferenceSystem, referencePlan } from '../qemu-tests/reference-system.js';
 import { median, timed } from './stats.js';
 
 export interface BuildFigures {
+  runs: number;
   coldSeconds: number;
   warmSeconds: number;
   isoBytes: number;
   initrdBytes: number;
   coreInitrdBytes: number;
+  samples: { cold: number[]; warm: number[] };
 }
 
 export interface BootFigures {
+  runs: number;
   accel: string;
   biosCdToReadySeconds: number;
   uefiCdToReadySeconds: number;
   samples: { bios: number[]; uefi: number[] };
 }
 
-export interface DeployFigures {
+export interface EndToEndFigures {
+  runs: number;
   /** QEMU start of the PE to the deployed disk's own init printing its marker, UEFI. */
-  endToEndSeconds: number;
+  seconds: number;
   peToDeployedSeconds: number;
   deployedBootSeconds: number;
-  apply: DeployApplyFigures;
+  /** Per run; each median above is taken on its own list, so they need not add up. */
+  samples: { endToEnd: number[]; peToDeployed: number[]; deployedBoot: number[] };
 }
 
 const PLAN_URL = 'smb://10.0.2.4/qemu/plan.yaml';
 
-/** Cold: an empty cache; warm: the same inputs again, which the cache answers. */
-export async function benchBuild(work: string): Promise<{ figures: BuildFigures; iso: string }> {
+/** Cold: an empty cache (a new one each run); warm: the same inputs again, which the cache answers. */
+export async function benchBuild(work: string, runs: number): Promise<{ figures: BuildFigures; iso: string }> {
   const config = parseBuildConfig({ kernelArgs: ['quiet', 'loglevel=3', 'panic=10', `imagepe.plan=${PLAN_URL}`] });
-  const cacheDir = join(work, 'build-cache');
-  let result = await buildPe({ config, outputDir: join(work, 'pe'), cacheDir });
-  const coldSeconds = result.durationMs / 1000;
-  const warmSeconds = await timed(async () => {
-    result = await buildPe({ config, outputDir: join(work, 'pe'), cacheDir });
-  });
+  const cold: number[] = [];
+  const warm: number[] = [];
+  let result: Awaited<ReturnType<typeof buildPe>> | undefined;
+  for (let i = 0; i < runs; i++) {
+    const cacheDir = join(work, `build-cache-${i}`);
+    const first = await buildPe({ config, outputDir: join(work, 'pe'), cacheDir });
+    cold.push(first.durationMs / 1000);
+    warm.push(
+      await timed(async () => {
+        result = await buildPe({ config, outputDir: join(work, 'pe'), cacheDir });
+      }),
+    );
+    // The ISO is copied out to outputDir, so the cache (the size of two ISOs) can go.
+    await rm(cacheDir, { recursive: true, force: true });
+  }
+  if (!result) throw new Error('benchBuild needs at least one run');
   return {
     iso: result.iso,
-    figures: { coldSeconds, warmSeconds, isoBytes: result.isoBytes, initrdBytes: result.initrdBytes, coreInitrdBytes: result.coreInitrdBytes },
+    figures: { runs, coldSeconds: median(cold), warmSeconds: median(warm), isoBytes: result.isoBytes, initrdBytes: result.initrdBytes, coreInitrdBytes: result.coreInitrdBytes, samples: { cold, warm } },
   };
 }
 
@@ -64,39 +77,42 @@ export async function benchBoot(iso: string, work: string, runs: number): Promis
       }
     }
   }
-  return { accel, biosCdToReadySeconds: median(samples.bios), uefiCdToReadySeconds: median(samples.uefi), samples };
+  return { runs, accel, biosCdToReadySeconds: median(samples.bios), uefiCdToReadySeconds: median(samples.uefi), samples };
 }
 
-/** The whole product once (UEFI): the PE deploys from the SMB share, then the disk boots alone. */
-export async function benchDeploy(iso: string, work: string, runs: number, dataset: string): Promise<DeployFigures> {
+/** The whole product (UEFI), `runs` times on a new disk: the PE deploys from the SMB share, then the disk boots alone. */
+export async function benchEndToEnd(iso: string, work: string, runs: number): Promise<EndToEndFigures> {
   const share = join(work, 'share');
   await mkdir(join(share, 'images'), { recursive: true });
   const ref = await makeReferenceSystem(join(work, 'reference'));
   await generalize(ref.root);
   await capture(ref.root, join(share, 'images/reference.wim'), { name: 'reference', compression: 'xpress' });
   await writeFile(join(share, 'plan.yaml'), referencePlan({ hostname: 'bench-{mac}' }));
-  const disk = join(work, 'deploy.qcow2');
-  const pe = await startVm({ iso, uefi: true, disks: [{ path: disk, size: '2GiB' }], share, workDir: join(work, 'deploy-pe'), lifetimeMs: 600_000 });
-  let peToDeployedSeconds: number;
-  try {
-    await pe.waitForEvent('deployed', 480_000);
-    await pe.waitForExit(60_000);
-    peToDeployedSeconds = pe.elapsedSeconds();
-  } finally {
-    await pe.stop();
+  const samples = { endToEnd: [] as number[], peToDeployed: [] as number[], deployedBoot: [] as number[] };
+  for (let i = 0; i < runs; i++) {
+    // startVm creates a disk only where none exists: a new path per run keeps every deploy on a blank disk.
+    const disk = join(work, `deploy-${i}.qcow2`);
+    const pe = await startVm({ iso, uefi: true, disks: [{ path: disk, size: '2GiB' }], share, workDir: join(work, `deploy-pe-${i}`), lifetimeMs: 600_000 });
+    let peToDeployed: number;
+    try {
+      await pe.waitForEvent('deployed', 480_000);
+      await pe.waitForExit(60_000);
+      peToDeployed = pe.elapsedSeconds();
+    } finally {
+      await pe.stop();
+    }
+    const booted = await startVm({ uefi: true, disks: [{ path: disk }], workDir: join(work, `deploy-boot-${i}`), lifetimeMs: 300_000 });
+    let deployedBoot: number;
+    try {
+      await booted.waitForLine(/DEPLOYED hostname=/, 240_000);
+      deployedBoot = booted.elapsedSeconds();
+    } finally {
+      await booted.stop();
+    }
+    samples.peToDeployed.push(peToDeployed);
+    samples.deployedBoot.push(deployedBoot);
+    samples.endToEnd.push(peToDeployed + deployedBoot);
+    await rm(disk, { force: true });
   }
-  const booted = await startVm({ uefi: true, disks: [{ path: disk }], workDir: join(work, 'deploy-boot'), lifetimeMs: 300_000 });
-  let deployedBootSeconds: number;
-  try {
-    await booted.waitForLine(/DEPLOYED hostname=/, 240_000);
-    deployedBootSeconds = booted.elapsedSeconds();
-  } finally {
-    await booted.stop();
-  }
-  // Throughput is measured on a WIM worth timing: the generated OS-shaped tree of the WIM figures.
-  const big = join(share, 'images/dataset.wim');
-  await rm(big, { force: true });
-  await run('wimlib-imagex', ['capture', dataset, big, 'dataset', '--compress=XPRESS', '--unix-data'], { timeoutMs: 1_800_000 });
-  const apply = await benchDeployApply(share, 'images/dataset.wim', join(work, 'deploy-apply'), runs);
-  return { endToEndSeconds: peToDeployedSeconds + deployedBootSeconds, peToDeployedSeconds, deployedBootSeconds, apply };
+  return { runs, seconds: median(samples.endToEnd), peToDeployedSeconds: median(samples.peToDeployed), deployedBootSeconds: median(samples.deployedBoot), samples };
 }

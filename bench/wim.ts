@@ -13,10 +13,14 @@ export interface WimFigures {
   runs: number;
   capture: { imagepeSeconds: number; wimlibSeconds: number; overhead: number; wimBytes: number; samples: { imagepe: number[]; wimlib: number[] } };
   apply: { imagepeSeconds: number; wimlibSeconds: number; overhead: number; imagepeMiBps: number; samples: { imagepe: number[]; wimlib: number[] } };
-  tarZstd: { createSeconds: number; extractSeconds: number; archiveBytes: number };
+  tarZstd: { createSeconds: number; extractSeconds: number; archiveBytes: number; samples: { create: number[]; extract: number[] } };
 }
 
 const LONG = { timeoutMs: 3_600_000 };
+
+// Dirty pages a sample leaves behind would be written back during the next one, whichever side
+// that is; a sync before each sample (not timed) starts every sample from the same state.
+const settle = () => run('sync', [], LONG);
 
 /**
  * imagepe's verbs against wimlib-imagex with the same arguments, on the same data, alternating
@@ -33,7 +37,9 @@ export async function benchWim(data: Dataset, work: string, compression: Compres
   const capW: number[] = [];
   for (let i = 0; i < runs; i++) {
     await clean();
+    await settle();
     capI.push(await timed(() => imaging.capture(data.root, viaImagepe, { name: 'bench', compression, events: () => {} })));
+    await settle();
     capW.push(await timed(() => run('wimlib-imagex', ['capture', data.root, direct, 'bench', `--compress=${compression.toUpperCase()}`, '--unix-data'], LONG)));
   }
   const wimBytes = (await stat(viaImagepe)).size;
@@ -44,8 +50,10 @@ export async function benchWim(data: Dataset, work: string, compression: Compres
   const appW: number[] = [];
   for (let i = 0; i < runs; i++) {
     await rm(outI, { recursive: true, force: true });
+    await settle();
     appI.push(await timed(() => imaging.apply(viaImagepe, 1, outI, { events: () => {} })));
     await rm(outW, { recursive: true, force: true });
+    await settle();
     appW.push(await timed(() => run('wimlib-imagex', ['apply', viaImagepe, '1', outW, '--unix-data'], LONG)));
   }
   await rm(outI, { recursive: true, force: true });
@@ -53,10 +61,19 @@ export async function benchWim(data: Dataset, work: string, compression: Compres
 
   const tarFile = join(work, 'tree.tar.zst');
   const tarOut = join(work, 'tar-out');
-  const createSeconds = await timed(() => run('tar', ['--zstd', '-cf', tarFile, '-C', data.root, '.'], LONG));
-  const archiveBytes = (await stat(tarFile)).size;
-  await mkdir(tarOut, { recursive: true });
-  const extractSeconds = await timed(() => run('tar', ['--zstd', '-xf', tarFile, '-C', tarOut], LONG));
+  const tarCreate: number[] = [];
+  const tarExtract: number[] = [];
+  let archiveBytes = 0;
+  for (let i = 0; i < runs; i++) {
+    await rm(tarFile, { force: true });
+    await settle();
+    tarCreate.push(await timed(() => run('tar', ['--zstd', '-cf', tarFile, '-C', data.root, '.'], LONG)));
+    archiveBytes = (await stat(tarFile)).size;
+    await rm(tarOut, { recursive: true, force: true });
+    await mkdir(tarOut, { recursive: true });
+    await settle();
+    tarExtract.push(await timed(() => run('tar', ['--zstd', '-xf', tarFile, '-C', tarOut], LONG)));
+  }
   await rm(tarOut, { recursive: true, force: true });
   await clean();
   await rm(tarFile, { force: true });
@@ -72,6 +89,6 @@ export async function benchWim(data: Dataset, work: string, compression: Compres
     runs,
     capture: { imagepeSeconds: ci, wimlibSeconds: cw, overhead: ci / cw - 1, wimBytes, samples: { imagepe: capI, wimlib: capW } },
     apply: { imagepeSeconds: ai, wimlibSeconds: aw, overhead: ai / aw - 1, imagepeMiBps: data.bytes / 1024 / 1024 / ai, samples: { imagepe: appI, wimlib: appW } },
-    tarZstd: { createSeconds, extractSeconds, archiveBytes },
+    tarZstd: { createSeconds: median(tarCreate), extractSeconds: median(tarExtract), archiveBytes, samples: { create: tarCreate, extract: tarExtract } },
   };
 }

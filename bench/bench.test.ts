@@ -1,0 +1,165 @@
+import { readFileSync } from 'node:fs';
+import { parseTimeMaxRssKiB } from '../agent/deploy/bench.js';
+import { parseArgs, SECTIONS } from './args.js';
+import { SCHEMA_VERSION, tableRows, type Results } from './results.js';
+
+const FULL: Results = {
+  schema: SCHEMA_VERSION,
+  date: '2026-11-26T00:00:00.000Z',
+  host: { cpus: 2, cpuModel: 'AMD EPYC', node: 'v20.20.2' },
+  args: { quick: false, runs: 3, sizeMiB: 600, compression: 'xpress', only: [...SECTIONS] },
+  wim: {
+    datasetBytes: 631257794,
+    datasetFiles: 7412,
+    compression: 'xpress',
+    runs: 3,
+    capture: { imagepeSeconds: 3.47, wimlibSeconds: 3.37, overhead: 0.029, wimBytes: 240922126, samples: { imagepe: [3.47], wimlib: [3.37] } },
+    apply: { imagepeSeconds: 1.6, wimlibSeconds: 1.6, overhead: 0, imagepeMiBps: 376, samples: { imagepe: [1.6], wimlib: [1.6] } },
+    tarZstd: { createSeconds: 0.8, extractSeconds: 6.9, archiveBytes: 279376814, samples: { create: [0.8], extract: [6.9] } },
+  },
+  build: { runs: 3, coldSeconds: 5.9, warmSeconds: 0.48, isoBytes: 76353536, initrdBytes: 65377240, coreInitrdBytes: 5177954, samples: { cold: [5.9], warm: [0.48] } },
+  boot: { runs: 3, accel: 'tcg', biosCdToReadySeconds: 17.6, uefiCdToReadySeconds: 19.2, samples: { bios: [17.6], uefi: [19.2] } },
+  deploy: {
+    endToEnd: { runs: 3, seconds: 42.5, peToDeployedSeconds: 31, deployedBootSeconds: 11.5, samples: { endToEnd: [42.5], peToDeployed: [31], deployedBoot: [11.5] } },
+    apply: { runs: 3, bytes: 631242752, deploySeconds: 1.33, wimlibSeconds: 1.35, throughputRatio: 1.01, deployMiBps: 452, samples: { deploy: [1.33], wimlib: [1.35] } },
+    memory: { runs: 3, agentPeakRssMiB: 74.4, agentPeakRssBeforeApplyMiB: 64.6, wimlibPeakRssMiB: 11.2, samples: { agent: [74.4], agentBeforeApply: [64.6], wimlib: [11.2] } },
+  },
+  reliability: {
+    plans: {
+      tried: 11000,
+      rejected: 11000,
+      accepted: 0,
+      crashed: 0,
+      unclear: 0,
+      byKind: { 'wrong-type': 1000, 'unknown-key': 1000, 'missing-field': 1000, 'bad-size': 1000, 'bad-url': 1000, 'bad-index': 1000, 'bad-value': 1000, 'bad-reference': 1000, 'bad-text': 1000, 'two-rest': 1000, 'too-large': 1000 },
+      examples: [],
+    },
+    faults: { injected: 24, handled: 24, deployedWrongly: 0, disksTouchedWrongly: 0, secretLeaks: 0, byGroup: { image: 11, refusal: 6, share: 3, http: 4 }, mismatches: [] },
+    deployedWrongly: 0,
+    idempotent: true,
+    durationMs: 61000,
+  },
+  notMeasured: { 'deploy.memory.wimlibPeakRssMiB': 'GNU time is not installed' },
+};
+
+describe('bench arguments', () => {
+  it('defaults to every section, 3 runs of a 600 MiB tree; --quick to 1 run of 200 MiB', () => {
+    expect(parseArgs([])).toEqual({ quick: false, runs: 3, sizeMiB: 600, compression: 'xpress', only: [...SECTIONS] });
+    expect(parseArgs(['--quick'])).toMatchObject({ quick: true, runs: 1, sizeMiB: 200, only: [...SECTIONS] });
+    expect(parseArgs(['--quick', '--runs', '2', '--size-mib', '50', '--compression', 'lzx'])).toMatchObject({ runs: 2, sizeMiB: 50, compression: 'lzx' });
+  });
+
+  it('--only keeps run order and takes memory for the apply runs that measure it', () => {
+    expect(parseArgs(['--only', 'memory,wim']).only).toEqual(['wim', 'apply']);
+    expect(parseArgs(['--only', 'wim,apply,memory']).only).toEqual(['wim', 'apply']);
+    expect(parseArgs(['--only', 'reliability,wim']).only).toEqual(['wim', 'reliability']);
+  });
+
+  it('refuses what it does not understand instead of running something else', () => {
+    expect(() => parseArgs(['--only', 'wim,qemu'])).toThrow(/not qemu/);
+    expect(() => parseArgs(['--only'])).toThrow(/needs a value/);
+    expect(() => parseArgs(['--runs', '0'])).toThrow(/--runs/);
+    expect(() => parseArgs(['--runs', 'x'])).toThrow(/--runs/);
+    expect(() => parseArgs(['--compression', 'zip'])).toThrow(/--compression/);
+    expect(() => parseArgs(['--quik'])).toThrow(/unknown option --quik/);
+    expect(() => parseArgs(['quick'])).toThrow(/unexpected argument/);
+  });
+});
+
+describe('bench table', () => {
+  it('shows every figure of a full run, memory included', () => {
+    const rows = tableRows({ ...FULL, notMeasured: {} });
+    expect(rows.map((r) => r[0])).toEqual([
+      'dataset', 'capture (xpress)', 'WIM size', 'apply', 'tar + zstd -3', 'PE build', 'QEMU start → ready', 'deploy end to end', 'agent apply', 'agent peak RSS', 'wimlib-imagex peak RSS',
+      'bad plans', 'faults', 'reported deployed wrongly', 'disks touched wrongly', 'secrets leaked', 'idempotent', 'reliability duration',
+    ]);
+    expect(rows.find((r) => r[0] === 'agent peak RSS')?.[1]).toBe('74.4 MiB');
+    expect(rows.find((r) => r[0] === 'wimlib-imagex peak RSS')?.[1]).toBe('11.2 MiB');
+    expect(rows.find((r) => r[0] === 'bad plans')?.[1]).toBe('11000 tried, 11000 rejected, 0 crashed');
+    expect(rows.find((r) => r[0] === 'faults')?.[1]).toBe('24 injected, 24 handled as expected');
+    expect(rows.find((r) => r[0] === 'idempotent')?.[1]).toBe('yes');
+    expect(rows.find((r) => r[0] === 'reliability duration')?.[1]).toBe('61.0 s');
+  });
+
+  it('says which reliability cases failed, and why idempotency was not run, once', () => {
+    const rel = FULL.reliability!;
+    const quick: Results = {
+      ...FULL,
+      reliability: { ...rel, idempotent: null, deployedWrongly: 1, faults: { ...rel.faults, handled: 23, deployedWrongly: 1, mismatches: ['http-404: reported deployed'] } },
+      notMeasured: { 'reliability.idempotent': 'not run with --quick: it needs two full deploys' },
+    };
+    const rows = tableRows(quick);
+    expect(rows.find((r) => r[0] === 'idempotent')).toEqual(['idempotent', 'not run', 'not run with --quick: it needs two full deploys']);
+    expect(rows.filter((r) => r[0] === 'reliability.idempotent')).toEqual([]);
+    expect(rows.find((r) => r[0] === 'reported deployed wrongly')?.[2]).toMatch(/must be 0 — FAILED/);
+    expect(rows.find((r) => r[0] === 'fault not as expected')?.[1]).toBe('http-404: reported deployed');
+  });
+
+  it('marks what was not measured and invents nothing for it', () => {
+    const partial: Results = {
+      ...FULL,
+      build: null,
+      boot: null,
+      reliability: null,
+      deploy: { ...FULL.deploy, endToEnd: null, memory: { ...FULL.deploy.memory!, wimlibPeakRssMiB: null, samples: { agent: [74.4], agentBeforeApply: [64.6], wimlib: [] } } },
+      notMeasured: {
+        build: 'skipped: --only wim,apply',
+        boot: 'skipped: --only wim,apply',
+        'deploy.endToEnd': 'skipped: --only wim,apply',
+        'deploy.memory.wimlibPeakRssMiB': 'GNU time is not installed',
+        reliability: 'skipped: --only wim,apply',
+      },
+    };
+    const rows = tableRows(partial);
+    const names = rows.map((r) => r[0]);
+    expect(names).not.toContain('PE build');
+    expect(names).not.toContain('deploy end to end');
+    expect(names).not.toContain('wimlib-imagex peak RSS');
+    expect(names).not.toContain('bad plans');
+    expect(rows.filter((r) => r[1] === 'not measured').map((r) => r[0])).toEqual(['build', 'boot', 'deploy.endToEnd', 'deploy.memory.wimlibPeakRssMiB', 'reliability']);
+  });
+});
+
+describe('GNU time output', () => {
+  it('is the peak in KiB, the largest when there are several, ignoring the failure line', () => {
+    expect(parseTimeMaxRssKiB('11304\n')).toBe(11304);
+    expect(parseTimeMaxRssKiB('9000\nCommand exited with non-zero status 1\n11432\n')).toBe(11432);
+    expect(() => parseTimeMaxRssKiB('')).toThrow(/recorded no/);
+  });
+});
+
+describe('docs/bench.md', () => {
+  // The schema table names fields as `a.b.c`; a bare name in the same cell is a sibling of the
+  // field before it, and a name covers everything below it (`wim.capture.samples`).
+  const documented = (): string[] => {
+    const text = readFileSync(new URL('../docs/bench.md', import.meta.url), 'utf8');
+    const section = text.slice(text.indexOf('## JSON'), text.indexOf('\n## ', text.indexOf('## JSON') + 1));
+    const paths: string[] = [];
+    for (const line of section.split('\n')) {
+      if (!line.startsWith('| `')) continue;
+      let parent = '';
+      for (const [, name] of line.split('|')[1]!.matchAll(/`([^`]+)`/g)) {
+        const full = name!.includes('.') ? name! : parent ? `${parent}.${name}` : name!;
+        parent = full.includes('.') ? full.slice(0, full.lastIndexOf('.')) : '';
+        paths.push(full);
+      }
+    }
+    return paths;
+  };
+  const leaves = (value: unknown, prefix = ''): string[] =>
+    value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length
+      ? Object.entries(value).flatMap(([k, v]) => leaves(v, prefix ? `${prefix}.${k}` : k))
+      : [prefix];
+  const exists = (path: string) => path.split('.').reduce<unknown>((o, k) => (o !== null && typeof o === 'object' && k in o ? (o as Record<string, unknown>)[k] : undefined), FULL) !== undefined;
+
+  it('documents the schema version the bench writes', () => {
+    expect(readFileSync(new URL('../docs/bench.md', import.meta.url), 'utf8')).toContain(`## JSON (schema ${SCHEMA_VERSION})`);
+  });
+
+  it('documents every field of the JSON, and no field it does not have', () => {
+    const docs = documented();
+    const undocumented = leaves(FULL).filter((l) => !docs.some((d) => l === d || l.startsWith(`${d}.`)));
+    expect(undocumented).toEqual([]);
+    expect(docs.filter((d) => !exists(d))).toEqual([]);
+  });
+});

@@ -1,0 +1,92 @@
+import type { AgentMemoryFigures, DeployApplyFigures } from '../agent/deploy/bench.js';
+import { formatBytes } from '../core/index.js';
+import type { BenchArgs } from './args.js';
+import type { BootFigures, BuildFigures, EndToEndFigures } from './pe.js';
+import type { ReliabilityFigures } from './reliability.js';
+import type { WimFigures } from './wim.js';
+
+/** Bumped whenever a field of Results changes meaning, moves or goes; docs/bench.md documents it. */
+export const SCHEMA_VERSION = 2;
+
+/**
+ * bench/results/latest.json. A part that was not measured in this run (skipped by --only, or not
+ * measurable on this host) is null, never a made-up number, and notMeasured says why under the
+ * JSON path of what is missing. A new part of the bench adds its name to SECTIONS (args.ts), its
+ * field here (nullable, with a notMeasured reason when skipped), its step in run.ts and its rows in
+ * tableRows().
+ */
+export interface Results {
+  schema: typeof SCHEMA_VERSION;
+  date: string;
+  host: { cpus: number; cpuModel: string; node: string };
+  args: BenchArgs;
+  wim: WimFigures | null;
+  build: BuildFigures | null;
+  boot: BootFigures | null;
+  deploy: {
+    endToEnd: EndToEndFigures | null;
+    apply: DeployApplyFigures | null;
+    memory: AgentMemoryFigures | null;
+  };
+  reliability: ReliabilityFigures | null;
+  notMeasured: Record<string, string>;
+}
+
+/** The human table: figure, value, detail. Whatever is in notMeasured gets a row saying so, once. */
+export function tableRows(r: Results): [string, string, string][] {
+  const rows: [string, string, string][] = [];
+  const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+  const mib = (x: number) => `${x.toFixed(1)} MiB`;
+  const w = r.wim;
+  if (w) {
+    rows.push(
+      ['dataset', `${formatBytes(w.datasetBytes)} in ${w.datasetFiles} files`, ''],
+      [`capture (${w.compression})`, `imagepe ${w.capture.imagepeSeconds.toFixed(2)} s vs wimlib-imagex ${w.capture.wimlibSeconds.toFixed(2)} s`, `overhead ${pct(w.capture.overhead)}`],
+      ['WIM size', formatBytes(w.capture.wimBytes), `${((w.capture.wimBytes / w.datasetBytes) * 100).toFixed(1)}% of data`],
+      ['apply', `imagepe ${w.apply.imagepeSeconds.toFixed(2)} s vs wimlib-imagex ${w.apply.wimlibSeconds.toFixed(2)} s`, `overhead ${pct(w.apply.overhead)}, ${w.apply.imagepeMiBps.toFixed(0)} MiB/s`],
+      ['tar + zstd -3', `create ${w.tarZstd.createSeconds.toFixed(2)} s, extract ${w.tarZstd.extractSeconds.toFixed(2)} s`, formatBytes(w.tarZstd.archiveBytes)],
+    );
+  }
+  if (r.build) rows.push(['PE build', `cold ${r.build.coldSeconds.toFixed(1)} s, warm ${r.build.warmSeconds.toFixed(2)} s`, `ISO ${formatBytes(r.build.isoBytes)}, core initrd ${formatBytes(r.build.coreInitrdBytes)}`]);
+  if (r.boot) rows.push(['QEMU start → ready', `BIOS ${r.boot.biosCdToReadySeconds.toFixed(1)} s, UEFI ${r.boot.uefiCdToReadySeconds.toFixed(1)} s`, `as CD, ${r.boot.accel}`]);
+  const e = r.deploy.endToEnd;
+  if (e) rows.push(['deploy end to end', `${e.seconds.toFixed(1)} s`, `PE → deployed ${e.peToDeployedSeconds.toFixed(1)} s + disk boot ${e.deployedBootSeconds.toFixed(1)} s (UEFI)`]);
+  const a = r.deploy.apply;
+  if (a) rows.push(['agent apply', `${a.deploySeconds.toFixed(2)} s vs wimlib-imagex ${a.wimlibSeconds.toFixed(2)} s`, `throughput ratio ${a.throughputRatio.toFixed(3)}, ${a.deployMiBps.toFixed(0)} MiB/s`]);
+  const m = r.deploy.memory;
+  if (m) {
+    rows.push(['agent peak RSS', mib(m.agentPeakRssMiB), `the Node.js agent process over the deploy; ${mib(m.agentPeakRssBeforeApplyMiB)} before the apply`]);
+    if (m.wimlibPeakRssMiB !== null) rows.push(['wimlib-imagex peak RSS', mib(m.wimlibPeakRssMiB), 'the apply the agent ran']);
+  }
+  const shown = new Set<string>();
+  const rel = r.reliability;
+  if (rel) {
+    const p = rel.plans;
+    const f = rel.faults;
+    const mustBe0 = (n: number, what: string) => `${what}; must be 0${n ? ' — FAILED' : ''}`;
+    const groups = Object.entries(f.byGroup).map(([g, n]) => `${g} ${n}`).join(', ');
+    rows.push(
+      ['bad plans', `${p.tried} tried, ${p.rejected} rejected, ${p.crashed} crashed`, `${p.accepted} accepted, ${p.unclear} refused unclearly; ${Object.keys(p.byKind).length} kinds of plan and layout damage`],
+      ['faults', `${f.injected} injected, ${f.handled} handled as expected`, `${groups}; real deploys to loop devices`],
+      ['reported deployed wrongly', String(rel.deployedWrongly), mustBe0(rel.deployedWrongly, 'fault runs that ended with the disk reported deployed')],
+      ['disks touched wrongly', String(f.disksTouchedWrongly), mustBe0(f.disksTouchedWrongly, 'a disk changed by a fault visible before any write')],
+      ['secrets leaked', String(f.secretLeaks), mustBe0(f.secretLeaks, 'runs with a plan secret in events, logs, errors or command lines')],
+      rel.idempotent === null
+        ? ['idempotent', 'not run', r.notMeasured['reliability.idempotent'] ?? '']
+        : ['idempotent', rel.idempotent ? 'yes' : 'no', `two deploys of one plan to one disk read back ${rel.idempotent ? 'the same' : 'differently — FAILED'}`],
+      ['reliability duration', `${(rel.durationMs / 1000).toFixed(1)} s`, ''],
+    );
+    // The counts say how many went wrong; these say which, so a failed run can be looked into without rerunning it.
+    for (const miss of f.mismatches) rows.push(['fault not as expected', miss, '']);
+    for (const e of p.examples) rows.push(['bad plan not as expected', e, '']);
+    // Its row already says why it was not run.
+    shown.add('reliability.idempotent');
+  }
+  for (const [path, why] of Object.entries(r.notMeasured)) if (!shown.has(path)) rows.push([path, 'not measured', why]);
+  return rows;
+}
+
+export function formatTable(rows: readonly (readonly string[])[]): string {
+  const widths = [0, 1, 2].map((i) => Math.max(0, ...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => `${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`).join('');
+}
