@@ -6,9 +6,9 @@ import { ImagepeError, formatBytes, mountsOf, pathKind, removeQuietly, run, temp
 import * as imaging from '../../imaging/index.js';
 import * as partition from '../../partition/index.js';
 import { waitForPartitions } from '../../partition/apply.js';
-import { stderrTailOf } from '../deploy/deploy.js';
-import { makeCaptureEvent, type CaptureEventBody, type CaptureEventSink, type CaptureStep } from '../deploy/events.js';
-import { DeployLog, logName } from '../deploy/log.js';
+import { StepReporter } from '../deploy/reporter.js';
+import { makeCaptureEvent, type CaptureEvent, type CaptureEventBody, type CaptureEventSink, type CaptureStep } from '../deploy/events.js';
+import { logName } from '../deploy/log.js';
 import type { CapturePlan } from '../plan/index.js';
 import { mapShare, type MappedShare } from '../share/index.js';
 import { chooseSource, describeCandidate, holdsOperatingSystem, readOnlyProbeOptions, type SourceCandidate } from './find-root.js';
@@ -55,24 +55,15 @@ const PROGRESS_INTERVAL_MS = 250;
  */
 export async function capture(plan: CapturePlan, options: CaptureRunOptions = {}): Promise<CaptureRunResult> {
   const started = Date.now();
-  const log = new DeployLog();
-  const sink = options.events ?? (() => {});
-  const emit = (body: CaptureEventBody) => {
-    const e = makeCaptureEvent(body);
-    log.add(e);
-    sink(e);
-  };
+  const reporter = new StepReporter<CaptureStep, CaptureEventBody, CaptureEvent>(makeCaptureEvent, options.events ?? (() => {}), 'plan');
+  const { log } = reporter;
+  const emit = (body: CaptureEventBody) => reporter.emit(body);
+  const begin = (step: CaptureStep, detail?: string) => reporter.begin(step, detail);
+  const end = (step: CaptureStep, detail?: string) => reporter.end(step, detail);
+  const skip = (step: CaptureStep, detail: string) => reporter.skip(step, detail);
+  const warn = (text: string) => reporter.warn(text);
   const signal = options.signal;
   const runOpts = (what: string, timeoutMs = 60_000): RunOptions => ({ what, timeoutMs, ...(signal ? { signal } : {}) });
-  let current: CaptureStep = 'plan';
-  let touched = false;
-  const begin = (step: CaptureStep, detail?: string) => {
-    current = step;
-    emit({ type: 'step', step, status: 'started', ...(detail ? { detail } : {}) });
-  };
-  const end = (step: CaptureStep, detail?: string) => emit({ type: 'step', step, status: 'done', ...(detail ? { detail } : {}) });
-  const skip = (step: CaptureStep, detail: string) => emit({ type: 'step', step, status: 'skipped', detail });
-  const warn = (text: string) => emit({ type: 'log', level: 'warning', text });
   const lastProgress = new Map<string, number>();
   const onImagingEvent = (step: CaptureStep) => (e: ImagepeEvent) => {
     if (e.type === 'message' && e.level === 'warning') warn(e.text);
@@ -220,7 +211,7 @@ export async function capture(plan: CapturePlan, options: CaptureRunOptions = {}
     else if (ntfs) skip('generalize', 'NTFS: generalize Windows with sysprep before the capture');
     else {
       begin('generalize', src.node);
-      touched = true;
+      reporter.touched = true;
       const root = await mountAt(src.node, src.fsType!, undefined, 'read-write to generalize it');
       const g = await imaging.generalize(root);
       await unmountLast();
@@ -282,9 +273,7 @@ export async function capture(plan: CapturePlan, options: CaptureRunOptions = {}
     result.logFile = await writeLog();
     return result;
   } catch (e) {
-    const err = e instanceof Error ? e : new Error(String(e));
-    emit({ type: 'failed', step: current, code: (e as { code?: string }).code ?? 'INTERNAL', message: err.message, stderrTail: stderrTailOf(e), diskTouched: touched });
-    if (e instanceof ImagepeError && e.hint) log.note(`hint: ${e.hint}`);
+    reporter.fail(e);
     await release(false);
     if (tempWim) await removeQuietly(tempWim);
     await writeLog();

@@ -3,7 +3,7 @@ import { realpath } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CommandFailedError, CommandTimeoutError, ImagepeError, formatBytes, pathKind, run, type ImagepeEvent, type RunOptions } from '../../core/index.js';
+import { ImagepeError, formatBytes, pathKind, run, type ImagepeEvent, type RunOptions } from '../../core/index.js';
 import * as imaging from '../../imaging/index.js';
 import * as partition from '../../partition/index.js';
 import { fatFileExists, installGrub, MTOOLS_ENV, type GrubResult } from '../bootloader/index.js';
@@ -12,8 +12,10 @@ import { expandHostname, formatPath, FROM_IMAGE, layoutProblems, PlanError, read
 import { mapShare, type MappedShare } from '../share/index.js';
 import { placeUnattend, specializeLinux } from '../specialize/index.js';
 import { assertSha256, download, sha256File, type HashProgress } from './check.js';
-import { makeDeployEvent, type DeployEventBody, type DeployEventSink, type DeployStep } from './events.js';
-import { DeployLog } from './log.js';
+import { makeDeployEvent, type DeployEvent, type DeployEventBody, type DeployEventSink, type DeployStep } from './events.js';
+import { StepReporter } from './reporter.js';
+
+export { stderrTailOf } from './reporter.js';
 
 export interface DiskSummary {
   /** The disk as named: a block device or an image file. */
@@ -74,24 +76,15 @@ const PROGRESS_INTERVAL_MS = 250;
  */
 export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Promise<DeployResult> {
   const started = Date.now();
-  const log = new DeployLog();
-  const sink = options.events ?? (() => {});
-  const emit = (body: DeployEventBody) => {
-    const e = makeDeployEvent(body);
-    log.add(e);
-    sink(e);
-  };
+  const reporter = new StepReporter<DeployStep, DeployEventBody, DeployEvent>(makeDeployEvent, options.events ?? (() => {}), 'plan');
+  const { log } = reporter;
+  const emit = (body: DeployEventBody) => reporter.emit(body);
+  const begin = (step: DeployStep, detail?: string) => reporter.begin(step, detail);
+  const end = (step: DeployStep, detail?: string) => reporter.end(step, detail);
+  const skip = (step: DeployStep, detail: string) => reporter.skip(step, detail);
+  const warn = (text: string) => reporter.warn(text);
   const signal = options.signal;
   const runOpts = (what: string, timeoutMs = 60_000): RunOptions => ({ what, timeoutMs, ...(signal ? { signal } : {}) });
-  let current: DeployStep = 'plan';
-  let touched = false;
-  const begin = (step: DeployStep, detail?: string) => {
-    current = step;
-    emit({ type: 'step', step, status: 'started', ...(detail ? { detail } : {}) });
-  };
-  const end = (step: DeployStep, detail?: string) => emit({ type: 'step', step, status: 'done', ...(detail ? { detail } : {}) });
-  const skip = (step: DeployStep, detail: string) => emit({ type: 'step', step, status: 'skipped', detail });
-  const warn = (text: string) => emit({ type: 'log', level: 'warning', text });
   const lastProgress = new Map<string, number>();
   const progress = (step: DeployStep, p: HashProgress | { phase: string; done: number; total?: number; rate?: number; etaSeconds?: number; unit?: 'bytes' | 'files' | 'images' | 'parts' }) => {
     const now = Date.now();
@@ -236,7 +229,7 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
     begin('partition', `${partPlan.table}, ${partPlan.partitions.length} partitions`);
     let formatting = false;
     const onPartitionEvent = (e: ImagepeEvent) => {
-      if (e.type === 'step' && e.status === 'started' && (e.step === 'wipe' || e.step === 'write-table')) touched = true;
+      if (e.type === 'step' && e.status === 'started' && (e.step === 'wipe' || e.step === 'write-table')) reporter.touched = true;
       if (e.type === 'step' && e.status === 'started' && e.step.startsWith('format ') && !formatting) {
         formatting = true;
         end('partition', tableSummary);
@@ -412,9 +405,7 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
     result.logFile = await writeLog();
     return result;
   } catch (e) {
-    const err = e instanceof Error ? e : new Error(String(e));
-    emit({ type: 'failed', step: current, code: (e as { code?: string }).code ?? 'INTERNAL', message: err.message, stderrTail: stderrTailOf(e), diskTouched: touched });
-    if (e instanceof ImagepeError && e.hint) log.note(`hint: ${e.hint}`);
+    reporter.fail(e);
     await releaseTarget(false);
     await writeLog();
     throw e;
@@ -626,12 +617,3 @@ async function removeEmptyDirs(dir: string): Promise<boolean> {
 function depth(mount: string): number {
   return mount === '/' ? 0 : mount.split('/').filter(Boolean).length;
 }
-
-/** The stderr tail of the failing command, looking through causes (wimlib errors wrap it). */
-export function stderrTailOf(e: unknown): string {
-  for (let cur: unknown = e, i = 0; cur && i < 5; cur = (cur as { cause?: unknown }).cause, i++) {
-    if (cur instanceof CommandFailedError || cur instanceof CommandTimeoutError) return cur.stderrTail;
-  }
-  return '';
-}
-

@@ -1,26 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { capturePlanJsonSchema, loadCapturePlan, parseAnyPlanText, parseCapturePlan, parseCapturePlanText, PlanError, type CapturePlanInput } from './index.js';
+import { changed, problemsOf } from '../../test-support/plans.js';
 
 const good: CapturePlanInput = {
   kind: 'capture',
   destination: { url: 'smb://10.0.2.4/qemu/images', file: 'images/reference.wim', name: 'reference' },
 };
 
-function problems(value: unknown): string[] {
-  try {
-    parseCapturePlan(value, 'test plan');
-  } catch (e) {
-    expect(e).toBeInstanceOf(PlanError);
-    return (e as PlanError).problems;
-  }
-  throw new Error('the plan was accepted');
-}
-
-function withChange(change: (p: Record<string, any>) => void): unknown {
-  const p = structuredClone(good) as Record<string, any>;
-  change(p);
-  return p;
-}
+const problems = (value: unknown) => problemsOf(parseCapturePlan, value);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const withChange = (change: (p: Record<string, any>) => void) => changed(good, change);
 
 describe('capture plan schema', () => {
   it('accepts a minimal plan and fills in the defaults', () => {

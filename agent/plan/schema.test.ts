@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { loadPlan, parsePlan, parsePlanText, planJsonSchema, PlanError, type DeployPlanInput } from './index.js';
+import { changed, problemsOf } from '../../test-support/plans.js';
 
 const good: DeployPlanInput = {
   source: { url: 'smb://10.0.2.4/qemu/images', image: 'ref.wim', index: 1 },
@@ -16,21 +17,9 @@ const good: DeployPlanInput = {
   apply: [{ partition: 'root' }],
 };
 
-function problems(value: unknown): string[] {
-  try {
-    parsePlan(value, 'test plan');
-  } catch (e) {
-    expect(e).toBeInstanceOf(PlanError);
-    return (e as PlanError).problems;
-  }
-  throw new Error('the plan was accepted');
-}
-
-function withChange(change: (p: Record<string, any>) => void): unknown {
-  const p = structuredClone(good) as Record<string, any>;
-  change(p);
-  return p;
-}
+const problems = (value: unknown) => problemsOf(parsePlan, value);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const withChange = (change: (p: Record<string, any>) => void) => changed(good, change);
 
 describe('plan schema', () => {
   it('accepts a minimal plan and fills in the defaults', () => {
