@@ -7,6 +7,14 @@ export interface PortForward {
   guestPort: number;
 }
 
+export interface GuestForward {
+  /** An address in QEMU's user network (10.0.2.0/24) that nothing else uses. */
+  guestIp: string;
+  guestPort: number;
+  /** On 127.0.0.1. */
+  hostPort: number;
+}
+
 export interface VmSpec {
   accel: Accelerator;
   firmware: 'bios' | 'uefi';
@@ -24,6 +32,8 @@ export interface VmSpec {
   forwards: readonly PortForward[];
   /** The NIC's MAC address; QEMU's default is 52:54:00:12:34:56 for every guest. */
   mac?: string;
+  /** Guest connections to guestIp:guestPort are carried to 127.0.0.1:hostPort (a server the test runs). */
+  guestForwards?: readonly GuestForward[];
   qmpSocket: string;
   extraArgs?: readonly string[];
 }
@@ -70,6 +80,7 @@ export function qemuArgs(spec: VmSpec): string[] {
   let netdev = 'user,id=net0,restrict=on';
   if (spec.share) netdev += `,smb=${qemuEscape(spec.share)}`;
   for (const f of spec.forwards) netdev += `,hostfwd=${f.protocol}:127.0.0.1:${f.hostPort}-:${f.guestPort}`;
+  for (const g of spec.guestForwards ?? []) netdev += `,guestfwd=tcp:${g.guestIp}:${g.guestPort}-tcp:127.0.0.1:${g.hostPort}`;
   a.push('-netdev', netdev, '-device', `virtio-net-pci,id=nic0,netdev=net0,romfile=${spec.mac ? `,mac=${spec.mac}` : ''}`);
   a.push(...(spec.extraArgs ?? []));
   return a;

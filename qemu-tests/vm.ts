@@ -7,7 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import { findTool, ImagepeError, parseSize, removeQuietly, run, tail, ToolMissingError } from '../core/index.js';
 import { parseEventLine, type AgentEvent } from '../agent/events.js';
 import { detectAccelerator, kvmProbe, type AccelDecision, type AcceleratorChoice } from './accel.js';
-import { qemuArgs, type PortForward } from './args.js';
+import { qemuArgs, type GuestForward, type PortForward } from './args.js';
 import { QmpClient } from './qmp.js';
 
 export const OVMF_CODE_CANDIDATES = ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_CODE.fd'];
@@ -43,6 +43,7 @@ export interface StartVmOptions {
   forwards?: readonly PortForward[];
   /** The NIC's MAC address, so guests running side by side are told apart (hostname {mac}). */
   mac?: string;
+  guestForwards?: readonly GuestForward[];
   memoryMiB?: number;
   cpus?: number;
   accel?: AcceleratorChoice;
@@ -305,6 +306,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     share: options.share ? resolve(options.share) : undefined,
     forwards: options.forwards ?? [],
     ...(options.mac ? { mac: options.mac } : {}),
+    ...(options.guestForwards ? { guestForwards: options.guestForwards } : {}),
     qmpSocket,
   });
   const log = createWriteStream(logPath);

@@ -1,7 +1,8 @@
 import { mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImagepeError, pathKind, run, type RunOptions } from '../../core/index.js';
+import { CommandFailedError, ImagepeError, pathKind, run, type RunOptions } from '../../core/index.js';
+import { explainCifsMountError } from './mount-errors.js';
 import { resolveCredentials, writeCredentialsFile, type CredentialsSpec } from './credentials.js';
 import { httpImageUrl, parseSourceUrl, uncOf, type ShareLocation } from './url.js';
 
@@ -85,12 +86,21 @@ export async function mapShare(source: { url: string; image: string; credentials
         });
       } catch (e) {
         await rm(dir, { recursive: true, force: true });
+        const problem = e instanceof CommandFailedError ? explainCifsMountError(e.stderrTail) : undefined;
+        // The command failure stays the cause, so its stderr tail still reaches the failed event.
+        if (problem) throw new ImagepeError(problem.code, `cannot mount ${uncOf(location)}: ${problem.reason}`, { hint: problem.hint, cause: e });
         throw e;
       } finally {
         // mount.cifs has read the file; nothing needs it any more.
         await credFile.remove();
       }
       const root = join(dir, location.path);
+      // The folder after the share name is part of the address: a wrong one is a share problem,
+      // said here, not an image that seems to be missing later.
+      if (location.path && (await pathKind(root)) !== 'directory') {
+        await unmount(dir);
+        throw new ImagepeError('NOT_FOUND', `cannot use ${source.url}: //${location.server}/${location.share} has no such share or folder ${location.path}`, { hint: 'Check the folder after the share name in the URL (smb://server/share/folder).' });
+      }
       return { ...base, root, imagePath: join(root, source.image), release: () => unmount(dir) };
     }
     case 'nfs': {
