@@ -257,6 +257,24 @@ after: poweroff
       { readOnly: true },
     );
   }, JOB_TIMEOUT_MS + 120_000);
+
+  it('appends a third capture as index 3 by a technician answering on the serial console', async () => {
+    await withPartitionMounted(referenceDisk, 3, (root) => customizeReference(root, 3));
+    const transcript = await withVm('capture 3 (technician)', startVm({ iso: (await pe('console')).iso, disks: [{ path: referenceDisk, format: 'raw' }], share, workDir: join(work, 'capture-3'), lifetimeMs: JOB_TIMEOUT_MS + 120_000 }), async (vm) => {
+      const t = await technicianCaptures(vm, { wim: 'images/golden.wim', name: 'golden-3', description: 'captured at the console' });
+      process.stdout.write(`capture 3 (technician): PE start to powered off ${vm.elapsedSeconds().toFixed(1)} s wall\n`);
+      return t;
+    });
+    expect(transcript).toMatch(/CAPTURED/);
+    const info = await wimInfoJson(join(share, 'images/golden.wim'));
+    expect(info.images.map((i) => [i.name, i.description])).toEqual([
+      ['golden-1', 'reference with acme 1.1'],
+      ['golden-2', 'reference with acme 1.2'],
+      ['golden-3', 'captured at the console'],
+    ]);
+    const etc = (await imaging.dir(join(share, 'images/golden.wim'), 3, { path: '/etc/custom.d' })) as string[];
+    expect(etc).toContain('/etc/custom.d/round-3');
+  }, JOB_TIMEOUT_MS + 2 * BOOT_TIMEOUT_MS);
 });
 
 /** An NTFS volume laid out like a Windows installation, made with ntfs-3g. */
@@ -281,6 +299,22 @@ async function makeWindowsLikeVolume(path: string): Promise<void> {
 
 const literally = (text: string) => new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
 
+/** Answers questions on the serial port: waits for the question, types the reply and Enter. */
+function conversation(vm: Vm) {
+  const answer = async (question: string, reply: (before: string) => string, timeoutMs = 120_000) => {
+    const { before } = await vm.expect(literally(question), timeoutMs);
+    vm.sendSerial(`${reply(before)}\r`);
+    return before;
+  };
+  /** The number of the table row that names `text`. */
+  const pickRow = (text: string) => (table: string) => {
+    const row = new RegExp(`^\\s*(\\d+)\\D.*\\s${literally(text).source}\\s`, 'm').exec(table);
+    if (!row) throw new Error(`no row for ${text} in:\n${table}`);
+    return row[1]!;
+  };
+  return { answer, pickRow };
+}
+
 /**
  * A technician at the serial console: presses Enter, chooses deploy, takes the share the PE
  * was started with, picks the image by name from the table, the only disk, names the machine,
@@ -288,16 +322,7 @@ const literally = (text: string) => new RegExp(text.replace(/[.*+?^${}()|[\]\\]/
  * and powers off at the end. Returns the conversation as the serial port showed it.
  */
 async function technicianDeploys(vm: Vm, o: { image: string; hostname: string }): Promise<string> {
-  const answer = async (question: string, reply: (before: string) => string, timeoutMs = 120_000) => {
-    const { before } = await vm.expect(literally(question), timeoutMs);
-    vm.sendSerial(`${reply(before)}\r`);
-    return before;
-  };
-  const pickRow = (name: string) => (table: string) => {
-    const row = new RegExp(`^\\s*(\\d+)\\D.*\\s${name}\\s`, 'm').exec(table);
-    if (!row) throw new Error(`no row for ${name} in:\n${table}`);
-    return row[1]!;
-  };
+  const { answer, pickRow } = conversation(vm);
   await answer(QUESTIONS.claim, () => '', BOOT_TIMEOUT_MS);
   let transcript = '';
   for (const confirm of ['no', 'yes']) {
@@ -308,6 +333,28 @@ async function technicianDeploys(vm: Vm, o: { image: string; hostname: string })
     await answer(QUESTIONS.hostname, () => o.hostname);
     transcript += await answer(QUESTIONS.confirm, () => confirm);
   }
+  transcript += await answer(QUESTIONS.next, () => 'p', JOB_TIMEOUT_MS);
+  await vm.waitForExit(60_000);
+  return transcript;
+}
+
+/**
+ * A technician captures the reference from the serial console: capture, the default share, the
+ * only disk, the root filesystem found, generalize, append to the WIM picked from the table by
+ * its file name, the image's name and description, yes, and power off.
+ */
+async function technicianCaptures(vm: Vm, o: { wim: string; name: string; description: string }): Promise<string> {
+  const { answer, pickRow } = conversation(vm);
+  await answer(QUESTIONS.claim, () => '', BOOT_TIMEOUT_MS);
+  await answer(QUESTIONS.mode, () => 'c');
+  await answer(QUESTIONS.share, () => '');
+  await answer(QUESTIONS.referenceDisk, () => '1');
+  await answer(QUESTIONS.partition, () => 'r');
+  await answer(QUESTIONS.generalize, () => 'y');
+  await answer(QUESTIONS.destination, pickRow(o.wim));
+  await answer(QUESTIONS.imageName, () => o.name);
+  await answer(QUESTIONS.description, () => o.description);
+  let transcript = await answer(QUESTIONS.confirm, () => 'yes');
   transcript += await answer(QUESTIONS.next, () => 'p', JOB_TIMEOUT_MS);
   await vm.waitForExit(60_000);
   return transcript;
