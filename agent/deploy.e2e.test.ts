@@ -3,10 +3,11 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { buildPe, parseBuildConfig, projectRoot, type BuildResult } from '../builder/index.js';
+import type { BuildResult } from '../builder/index.js';
+import { planTestBuild, TEST_PLAN_URL } from '../qemu-tests/shared-build.js';
 import { sha256File } from './deploy/index.js';
 import { generalize } from '../imaging/index.js';
-import { startVm, withVm, type Vm } from '../qemu-tests/index.js';
+import { startVm, withVm } from '../qemu-tests/index.js';
 import { makeReferenceSystem, referencePlan, type ReferenceSystem } from '../qemu-tests/reference-system.js';
 
 // The proof that the product works: the PE ISO boots in QEMU against a blank 2 GiB disk and
@@ -17,7 +18,6 @@ const exec = promisify(execFile);
 const DEPLOY_TIMEOUT_MS = 240_000;
 const BOOT_TIMEOUT_MS = 120_000;
 const DISK_SIZE = 2 * 1024 ** 3;
-const PLAN_URL = 'smb://10.0.2.4/qemu/plan.yaml';
 // QEMU gives the first NIC this address unless told otherwise.
 const GUEST_MAC = '525400123456';
 
@@ -43,11 +43,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'imagepe-deploy-e2e-'));
   share = join(work, 'share');
   await mkdir(join(share, 'images'), { recursive: true });
-    // The PE's deploy entry carries where the plan is; the ISO is otherwise the default build.
-  build = await buildPe({
-    config: parseBuildConfig({ kernelArgs: ['quiet', 'loglevel=3', 'panic=10', `imagepe.plan=${PLAN_URL}`] }),
-    outputDir: join(projectRoot(), '.cache', 'test-output-deploy'),
-  });
+  build = await planTestBuild();
   reference = await makeReferenceSystem(join(work, 'reference'));
   await generalize(reference.root);
   // Captured the way a user would: with the imagepe command.
@@ -70,7 +66,7 @@ describe.each([
     await writeFile(join(share, 'plan.yaml'), plan(firmware.toLowerCase(), wimSha256));
     const deployed = await withVm(`${firmware} deploy`, startVm({ iso: build.iso, uefi, disks: [{ path: disk(), size: DISK_SIZE }], share, workDir: join(work, `${firmware}-pe`), lifetimeMs: DEPLOY_TIMEOUT_MS + 30_000 }), async (vm) => {
       const ready = await vm.waitForEvent('ready', BOOT_TIMEOUT_MS);
-      expect(ready.plan).toBe(PLAN_URL);
+      expect(ready.plan).toBe(TEST_PLAN_URL);
       const done = await vm.waitForEvent('deployed', DEPLOY_TIMEOUT_MS);
       // The plan says poweroff: the PE turns the machine off by itself.
       await vm.waitForExit(60_000);

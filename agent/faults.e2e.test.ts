@@ -3,7 +3,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildPe, parseBuildConfig, projectRoot, type BuildResult } from '../builder/index.js';
+import type { BuildResult } from '../builder/index.js';
+import { planTestBuild } from '../qemu-tests/shared-build.js';
 import { pathKind, run } from '../core/index.js';
 import * as imaging from '../imaging/index.js';
 import { startVm, withVm, type Vm } from '../qemu-tests/index.js';
@@ -15,7 +16,6 @@ import type { AgentEvent } from './events.js';
 // and the power is cut during apply. The agent must never report a half-written disk as
 // deployed, a rerun must see what was left, and running the plan again must finish the job.
 
-const PLAN_URL = 'smb://10.0.2.4/qemu/plan.yaml';
 const BOOT_TIMEOUT_MS = 120_000;
 const JOB_TIMEOUT_MS = 240_000;
 // How long the agent may take to notice the share is gone and say so.
@@ -72,10 +72,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'imagepe-faults-e2e-'));
   share = join(work, 'share');
   await mkdir(join(share, 'images'), { recursive: true });
-  build = await buildPe({
-    config: parseBuildConfig({ kernelArgs: ['quiet', 'loglevel=3', 'panic=10', `imagepe.plan=${PLAN_URL}`] }),
-    outputDir: join(projectRoot(), '.cache', 'test-output-deploy'),
-  });
+  build = await planTestBuild();
   reference = await makeReferenceSystem(join(work, 'reference'));
   // Incompressible data, so apply streams from the share for several seconds under emulation.
   await mkdir(join(reference.root, 'usr/share/big'), { recursive: true });

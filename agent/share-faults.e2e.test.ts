@@ -4,7 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { buildPe, parseBuildConfig, projectRoot, type BuildResult } from '../builder/index.js';
+import type { BuildResult } from '../builder/index.js';
+import { planTestBuild } from '../qemu-tests/shared-build.js';
 import * as imaging from '../imaging/index.js';
 import { startVm, withVm } from '../qemu-tests/index.js';
 import { REFERENCE_LAYOUT, makeReferenceSystem } from '../qemu-tests/reference-system.js';
@@ -17,7 +18,6 @@ import { startSamba, type SambaServer } from '../qemu-tests/samba.js';
 // must deploy, so the refusals are really about what was wrong.
 
 const exec = promisify(execFile);
-const PLAN_URL = 'smb://10.0.2.4/qemu/plan.yaml';
 const SERVER_IP = '10.0.2.100';
 const PASSWORD = 'C0rrect-Horse-7';
 const WRONG = 'Wr0ng-Battery-9';
@@ -78,10 +78,7 @@ beforeAll(async () => {
   const images = join(work, 'images');
   await mkdir(planShare, { recursive: true });
   await mkdir(images, { recursive: true });
-  build = await buildPe({
-    config: parseBuildConfig({ kernelArgs: ['quiet', 'loglevel=3', 'panic=10', `imagepe.plan=${PLAN_URL}`] }),
-    outputDir: join(projectRoot(), '.cache', 'test-output-deploy'),
-  });
+  build = await planTestBuild();
   const reference = await makeReferenceSystem(join(work, 'reference'));
   await imaging.capture(reference.root, join(images, 'reference.wim'), { name: 'reference', compression: 'xpress' });
   samba = await startSamba({ workDir: join(work, 'samba'), shareDir: images, password: PASSWORD, port: await freePort() });

@@ -49,7 +49,7 @@ describe('recordLayout', () => {
         { node: '/dev/sda1', start: 2048, size: 4194304, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', name: '' },
       ],
     };
-    const fs = new Map([[1, { TYPE: 'xfs', UUID: 'u1' }], [2, { TYPE: 'swap', UUID: 'u2', LABEL: 'sw' }]]);
+    const fs = new Map<number, Record<string, string>>([[1, { TYPE: 'xfs', UUID: 'u1' }], [2, { TYPE: 'swap', UUID: 'u2', LABEL: 'sw' }]]);
     const { recorded } = recordLayout({ table, filesystems: fs, imagePartition: 1 });
     expect(recorded.imagePartition).toBe('p1');
     expect(recorded.layout.partitions).toEqual([
@@ -71,7 +71,7 @@ describe('recordLayout', () => {
         { node: '/dev/sdb6', start: 1234944, size: 409600, type: 'a5' },
       ],
     };
-    const fs = new Map([[1, { TYPE: 'ntfs', LABEL: 'Windows' }], [5, { TYPE: 'ntfs', LABEL: 'Recovery' }], [6, { TYPE: 'ufs' }]]);
+    const fs = new Map<number, Record<string, string>>([[1, { TYPE: 'ntfs', LABEL: 'Windows' }], [5, { TYPE: 'ntfs', LABEL: 'Recovery' }], [6, { TYPE: 'ufs' }]]);
     const { recorded, notes } = recordLayout({ table, filesystems: fs, imagePartition: 1 });
     expect(recorded.layout).toEqual({
       table: 'mbr',
@@ -96,7 +96,7 @@ describe('recordLayout', () => {
         { node: '/dev/nvme0n1p3', start: 2048, size: 100000, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', name: 'root' },
       ],
     };
-    const fs = new Map([[3, { TYPE: 'btrfs', LABEL: 'r' }]]);
+    const fs = new Map<number, Record<string, string>>([[3, { TYPE: 'btrfs', LABEL: 'r' }]]);
     const { recorded, notes } = recordLayout({ table, filesystems: fs, imagePartition: 3 });
     expect(recorded.layout.partitions.map((p) => [p.name, p.type, p.size, p.format])).toEqual([
       ['data', 'msr', '1MiB', 'none'],

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { capturePlanJsonSchema, loadCapturePlan, parseAnyPlanText, parseCapturePlan, parseCapturePlanText, PlanError, type CapturePlanInput } from './index.js';
+import { capturePlanJsonSchema, loadCapturePlan, parseAnyPlanText, parseCapturePlan, parseCapturePlanText, type CapturePlanInput } from './index.js';
 import { changed, problemsOf } from '../../test-support/plans.js';
 
 const good: CapturePlanInput = {

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { loadPlan, parsePlan, parsePlanText, planJsonSchema, PlanError, type DeployPlanInput } from './index.js';
+import { loadPlan, parsePlan, parsePlanText, planJsonSchema, type DeployPlanInput } from './index.js';
 import { changed, problemsOf } from '../../test-support/plans.js';
 
 const good: DeployPlanInput = {
