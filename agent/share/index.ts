@@ -1,10 +1,14 @@
 import { mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CommandFailedError, ImagepeError, pathKind, run, type RunOptions } from '../../core/index.js';
-import { explainCifsMountError } from './mount-errors.js';
+import { explainCifsMountError, isTransientCifsMountError } from './mount-errors.js';
 import { resolveCredentials, writeCredentialsFile, type CredentialsSpec } from './credentials.js';
 import { httpImageUrl, parseSourceUrl, uncOf, type ShareLocation } from './url.js';
+
+const MOUNT_ATTEMPTS = 3;
+const MOUNT_RETRY_DELAY_MS = 2_000;
 
 export * from './url.js';
 export * from './credentials.js';
@@ -80,10 +84,22 @@ export async function mapShare(source: { url: string; image: string; credentials
       // (soft, the default, makes that an I/O error rather than a wait forever).
       const opts = [`credentials=${credFile.path}`, 'vers=3.0', options.writable ? 'rw' : 'ro', 'soft', 'nobrl', 'echo_interval=10', 'iocharset=utf8', ...(location.port ? [`port=${location.port}`] : [])];
       try {
-        await run('mount', ['-t', 'cifs', uncOf(location), dir, '-o', opts.join(',')], {
-          ...runOpts(`mounting ${uncOf(location)}`),
-          hint: 'Check the server name, the share name and the credentials; the PE needs the cifs kernel module.',
-        });
+        // A server that is still starting, or a network that came up a moment ago, fails the
+        // first mount with errors that the next try does not see (EREMOTEIO from a Samba that
+        // was slow to answer the negotiation, seen here under load); wrong credentials or a
+        // missing share fail the same way every time and are not retried.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await run('mount', ['-t', 'cifs', uncOf(location), dir, '-o', opts.join(',')], {
+              ...runOpts(`mounting ${uncOf(location)}`),
+              hint: 'Check the server name, the share name and the credentials; the PE needs the cifs kernel module.',
+            });
+            break;
+          } catch (e) {
+            if (attempt >= MOUNT_ATTEMPTS || !(e instanceof CommandFailedError) || !isTransientCifsMountError(e.stderrTail)) throw e;
+            await sleep(MOUNT_RETRY_DELAY_MS * attempt, undefined, options.signal ? { signal: options.signal } : {});
+          }
+        }
       } catch (e) {
         await rm(dir, { recursive: true, force: true });
         const problem = e instanceof CommandFailedError ? explainCifsMountError(e.stderrTail) : undefined;

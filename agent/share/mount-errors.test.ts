@@ -1,4 +1,4 @@
-import { explainCifsMountError } from './mount-errors.js';
+import { explainCifsMountError, isTransientCifsMountError } from './mount-errors.js';
 
 describe('explainCifsMountError', () => {
   it('names a refused password, a missing share or folder, and an unreachable server', () => {
@@ -9,5 +9,15 @@ describe('explainCifsMountError', () => {
   it('leaves text without a known error number alone', () => {
     expect(explainCifsMountError('mount error(999): something new')).toBeUndefined();
     expect(explainCifsMountError('mount.cifs: bad UNC')).toBeUndefined();
+  });
+});
+
+describe('isTransientCifsMountError', () => {
+  it('retries a server that was not ready, never refused credentials or a missing share', () => {
+    expect(isTransientCifsMountError('mount error(121): Remote I/O error')).toBe(true);
+    expect(isTransientCifsMountError('mount error(113): could not connect to 10.0.2.99')).toBe(true);
+    expect(isTransientCifsMountError('mount error(13): Permission denied')).toBe(false);
+    expect(isTransientCifsMountError('mount error(2): No such file or directory')).toBe(false);
+    expect(isTransientCifsMountError('mount: unknown filesystem type')).toBe(false);
   });
 });

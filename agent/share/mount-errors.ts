@@ -32,3 +32,13 @@ export function explainCifsMountError(stderr: string): MountProblem | undefined 
       return undefined;
   }
 }
+
+// Errors that say the server or the path to it was not ready, not that the request was wrong:
+// EIO, EAGAIN, ENETUNREACH, ECONNRESET, ETIMEDOUT, ECONNREFUSED, EHOSTDOWN, EHOSTUNREACH,
+// EINPROGRESS, EREMOTEIO.
+const TRANSIENT = new Set([5, 11, 101, 104, 110, 111, 112, 113, 115, 121]);
+
+/** Whether a mount.cifs failure is worth another try. */
+export function isTransientCifsMountError(stderr: string): boolean {
+  return TRANSIENT.has(Number(/mount error\((\d+)\)/.exec(stderr)?.[1]));
+}
