@@ -239,24 +239,16 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
       if (e.type === 'message' && e.level === 'warning') warn(e.text);
     };
     const applied = await partition.apply(partPlan, { events: onPartitionEvent, ...(signal ? { signal } : {}) });
-    if (formatting) end('format', applied.partitions.filter((p) => p.fsType).map((p) => `${p.name}: ${p.fsType}`).join(', '));
-    else {
-      end('partition', tableSummary);
-      skip('format', 'no partition has a filesystem');
-    }
-    const byName = (name: string) => applied.partitions.find((p) => p.name === name)!;
-
-    // apply
-    begin('apply');
     targetRoot = await mkdtemp(join(tmpdir(), 'imagepe-target-'));
     const treeParts = applied.partitions
       .filter((p) => p.mount?.startsWith('/') && (p.fsType === 'ext4' || p.fsType === 'xfs'))
       .sort((a, b) => depth(a.mount!) - depth(b.mount!));
-    // Until verify replaces it with deployed.json, this file says the disk holds a deploy that has
-    // not finished: a rerun names it (and the bootloader is not installed yet, so nothing boots
-    // it). It is written on a mount of its own that is then unmounted, which puts it in the
-    // filesystem proper rather than only in the journal: the rerun's probe does not replay a
-    // journal (that would write), so after a power cut it sees only what was checkpointed.
+    // From here until verify replaces it with deployed.json, this file says the disk holds a
+    // deploy that has not finished: a rerun names it (and the bootloader is not installed yet,
+    // so nothing boots it). It is written on a mount of its own that is then unmounted, which
+    // puts it in the filesystem proper rather than only in the journal: the rerun's probe does
+    // not replay a journal (that would write), so after a power cut it sees only what was
+    // checkpointed.
     const rootTree = treeParts.find((p) => p.mount === '/');
     if (rootTree) {
       await run('mount', ['-t', rootTree.fsType!, rootTree.node, targetRoot], runOpts(`mounting ${rootTree.name} (${rootTree.node})`));
@@ -266,6 +258,15 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
         await run('umount', [targetRoot], runOpts(`unmounting ${rootTree.name}`));
       }
     }
+    if (formatting) end('format', applied.partitions.filter((p) => p.fsType).map((p) => `${p.name}: ${p.fsType}`).join(', '));
+    else {
+      end('partition', tableSummary);
+      skip('format', 'no partition has a filesystem');
+    }
+    const byName = (name: string) => applied.partitions.find((p) => p.name === name)!;
+
+    // apply
+    begin('apply');
     for (const p of treeParts) {
       const dir = join(targetRoot, p.mount!);
       await mkdir(dir, { recursive: true });
