@@ -12,7 +12,6 @@ import type { AgentEvent, Disk } from './events.js';
 import { waitForNetwork } from './network.js';
 import { AgentOutputs } from './outputs.js';
 import { parseAnyPlanText, planNeedsNetwork, readPlanText } from './plan/index.js';
-import { parseSourceUrl } from './share/index.js';
 
 // The PE's entry point: /init starts it with stdout going to the boot log (the agent writes to
 // the consoles itself), and acts on /run/imagepe/after (poweroff, reboot or shell) once it
@@ -25,11 +24,6 @@ const outputs = AgentOutputs.fromEnvironment();
 
 function emit(body: EventBody<AgentEvent>): void {
   outputs.event(stampEvent(body) as AgentEvent);
-}
-
-function needsNetwork(url: string): boolean {
-  const kind = parseSourceUrl(url).kind;
-  return kind === 'smb' || kind === 'nfs' || kind === 'http';
 }
 
 /** Runs the plan imagepe.plan= (or the build) names: a deploy plan or a capture plan, by its kind. */
@@ -53,13 +47,13 @@ async function runPlan(cmdline: AgentCommandLine, planLocation: string, bootMedi
   };
   if (parsed.kind === 'deploy') {
     const plan = parsed.plan;
-    if (needsNetwork(plan.source.url)) await waitForNetwork(NETWORK_WAIT_MS);
+    if (planNeedsNetwork(plan.source.url)) await waitForNetwork(NETWORK_WAIT_MS);
     const result = await deploy(plan, common);
     writeFileSync(AFTER_FILE, `${plan.after}\n`);
     emit({ type: 'log', level: 'info', text: `deployed to ${result.disk} in ${(result.durationMs / 1000).toFixed(1)} s; next: ${plan.after}` });
   } else {
     const plan = parsed.plan;
-    if (needsNetwork(plan.destination.url)) await waitForNetwork(NETWORK_WAIT_MS);
+    if (planNeedsNetwork(plan.destination.url)) await waitForNetwork(NETWORK_WAIT_MS);
     const result = await capture(plan, common);
     writeFileSync(AFTER_FILE, `${plan.after}\n`);
     emit({ type: 'log', level: 'info', text: `captured image ${result.index} "${result.name}" to ${result.wim} in ${(result.durationMs / 1000).toFixed(1)} s; next: ${plan.after}` });

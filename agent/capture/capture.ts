@@ -44,8 +44,6 @@ export interface CaptureRunResult {
   logFile: string | undefined;
 }
 
-const PROGRESS_INTERVAL_MS = 250;
-
 /**
  * Captures a reference machine's partition into a WIM on a share: chooses the disk and the
  * partition, makes sure the destination can be written, generalizes a Linux root, captures it
@@ -56,23 +54,12 @@ const PROGRESS_INTERVAL_MS = 250;
 export async function capture(plan: CapturePlan, options: CaptureRunOptions = {}): Promise<CaptureRunResult> {
   const started = Date.now();
   const reporter = new StepReporter<CaptureStep, CaptureEventBody, CaptureEvent>(makeCaptureEvent, options.events ?? (() => {}), 'plan');
-  const { log } = reporter;
-  const emit = (body: CaptureEventBody) => reporter.emit(body);
-  const begin = (step: CaptureStep, detail?: string) => reporter.begin(step, detail);
-  const end = (step: CaptureStep, detail?: string) => reporter.end(step, detail);
-  const skip = (step: CaptureStep, detail: string) => reporter.skip(step, detail);
-  const warn = (text: string) => reporter.warn(text);
+  const { log, emit, begin, end, skip, warn, progress } = reporter;
   const signal = options.signal;
   const runOpts = (what: string, timeoutMs = 60_000): RunOptions => ({ what, timeoutMs, ...(signal ? { signal } : {}) });
-  const lastProgress = new Map<string, number>();
   const onImagingEvent = (step: CaptureStep) => (e: ImagepeEvent) => {
     if (e.type === 'message' && e.level === 'warning') warn(e.text);
-    if (e.type !== 'progress') return;
-    const now = Date.now();
-    const key = `${step}/${e.phase}`;
-    if (e.done !== e.total && now - (lastProgress.get(key) ?? 0) < PROGRESS_INTERVAL_MS) return;
-    lastProgress.set(key, now);
-    emit({ type: 'progress', step, unit: e.unit, phase: e.phase, done: e.done, ...(e.total !== undefined ? { total: e.total } : {}), ...(e.rate !== undefined ? { rate: e.rate } : {}), ...(e.etaSeconds !== undefined ? { etaSeconds: e.etaSeconds } : {}) });
+    else if (e.type === 'progress') progress(step, e);
   };
 
   const dest = plan.destination;

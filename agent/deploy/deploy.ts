@@ -11,7 +11,7 @@ import { LAYOUT_PROPERTY, parseRecordedLayout } from '../capture/record-layout.j
 import { expandHostname, formatPath, FROM_IMAGE, layoutProblems, PlanError, readMachineFacts, type DeployPlan, type MachineFacts } from '../plan/index.js';
 import { mapShare, type MappedShare } from '../share/index.js';
 import { placeUnattend, specializeLinux } from '../specialize/index.js';
-import { assertSha256, download, sha256File, type HashProgress } from './check.js';
+import { assertSha256, download, sha256File } from './check.js';
 import { makeDeployEvent, type DeployEvent, type DeployEventBody, type DeployEventSink, type DeployStep } from './events.js';
 import { StepReporter } from './reporter.js';
 
@@ -65,7 +65,6 @@ export interface DeployResult {
 const MARKER = '/var/lib/imagepe/deployed.json';
 const IN_PROGRESS_MARKER = '/var/lib/imagepe/deploying.json';
 const FILE_SAMPLE = 400;
-const PROGRESS_INTERVAL_MS = 250;
 
 /**
  * Deploys a plan: chooses the disk, maps the share, checks the image before the disk is touched,
@@ -77,22 +76,9 @@ const PROGRESS_INTERVAL_MS = 250;
 export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Promise<DeployResult> {
   const started = Date.now();
   const reporter = new StepReporter<DeployStep, DeployEventBody, DeployEvent>(makeDeployEvent, options.events ?? (() => {}), 'plan');
-  const { log } = reporter;
-  const emit = (body: DeployEventBody) => reporter.emit(body);
-  const begin = (step: DeployStep, detail?: string) => reporter.begin(step, detail);
-  const end = (step: DeployStep, detail?: string) => reporter.end(step, detail);
-  const skip = (step: DeployStep, detail: string) => reporter.skip(step, detail);
-  const warn = (text: string) => reporter.warn(text);
+  const { log, emit, begin, end, skip, warn, progress } = reporter;
   const signal = options.signal;
   const runOpts = (what: string, timeoutMs = 60_000): RunOptions => ({ what, timeoutMs, ...(signal ? { signal } : {}) });
-  const lastProgress = new Map<string, number>();
-  const progress = (step: DeployStep, p: HashProgress | { phase: string; done: number; total?: number; rate?: number; etaSeconds?: number; unit?: 'bytes' | 'files' | 'images' | 'parts' }) => {
-    const now = Date.now();
-    const key = `${step}/${p.phase}`;
-    if (p.done !== p.total && now - (lastProgress.get(key) ?? 0) < PROGRESS_INTERVAL_MS) return;
-    lastProgress.set(key, now);
-    emit({ type: 'progress', step, unit: 'unit' in p && p.unit ? p.unit : 'bytes', phase: p.phase, done: p.done, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.rate !== undefined ? { rate: p.rate } : {}), ...(p.etaSeconds !== undefined ? { etaSeconds: p.etaSeconds } : {}) });
-  };
 
   let share: MappedShare | undefined;
   let loop: string | undefined;

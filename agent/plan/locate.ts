@@ -9,7 +9,7 @@ export interface PlanText {
   source: string;
 }
 
-/** Whether reading the plan from `location` needs the network up first. */
+/** Whether reaching `location` (a plan, an image source or a capture destination) needs the network up first. */
 export function planNeedsNetwork(location: string): boolean {
   return /^(smb|nfs|https?):/.test(location);
 }
