@@ -1,11 +1,11 @@
 import { mkdir, mkdtemp, open, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ImagepeError, formatBytes, mountsOf, pathKind, removeQuietly, run, temporarySibling, type ImagepeEvent, type RunOptions } from '../../core/index.js';
 import * as imaging from '../../imaging/index.js';
 import * as partition from '../../partition/index.js';
 import { waitForPartitions } from '../../partition/apply.js';
+import { attachImageFile, detachLoop } from '../deploy/loop.js';
 import { StepReporter } from '../deploy/reporter.js';
 import { makeCaptureEvent, type CaptureEvent, type CaptureEventBody, type CaptureEventSink, type CaptureStep } from '../deploy/events.js';
 import { logName } from '../deploy/log.js';
@@ -87,7 +87,10 @@ export async function capture(plan: CapturePlan, options: CaptureRunOptions = {}
     // Mount points only, never rm -r: a failed unmount would expose the reference system.
     while (scratch.length > 0) await rmdir(scratch.pop()!).catch(() => undefined);
     if (loop) {
-      const ok = await detach(loop);
+      const ok = await detachLoop(loop).then(
+        () => true,
+        () => false,
+      );
       if (!ok) {
         if (strict) throw new ImagepeError('COMMAND_FAILED', `could not detach ${loop}`, { hint: `Detach it with losetup -d ${loop}.` });
         warn(`could not detach ${loop}; detach it with losetup -d ${loop}`);
@@ -120,12 +123,8 @@ export async function capture(plan: CapturePlan, options: CaptureRunOptions = {}
     diskShown = chosen.path;
     let device: string;
     if (chosen.kind === 'file') {
-      const attached = (await run('losetup', ['--associated', chosen.path, '--noheadings', '--output', 'NAME'], runOpts('checking loop devices'))).stdout.trim();
-      if (attached) throw new ImagepeError('DISK_IN_USE', `disk image ${chosen.path} is already attached as ${attached.split('\n').join(', ')}`, { hint: 'Detach it (losetup -d) after unmounting whatever uses it.' });
-      const ss = options.sectorSize ?? 512;
       // Without generalize nothing may write to the reference, and a read-only loop device makes sure.
-      const args = ['--find', '--show', '--partscan', ...(plan.generalize ? [] : ['--read-only']), ...(ss !== 512 ? ['--sector-size', String(ss)] : []), chosen.path];
-      loop = (await run('losetup', args, runOpts(`attaching ${chosen.path}`))).stdout.trim();
+      loop = await attachImageFile(chosen.path, { readOnly: !plan.generalize, ...(options.sectorSize ? { sectorSize: options.sectorSize } : {}) }, runOpts);
       device = loop;
     } else {
       device = await realpath(chosen.path);
@@ -371,14 +370,3 @@ function partitionNumber(node: string): number {
   return Number(/(\d+)$/.exec(node)?.[1] ?? NaN);
 }
 
-async function detach(loop: string): Promise<boolean> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      await run('losetup', ['--detach', loop], { what: `detaching ${loop}`, timeoutMs: 30_000 });
-      return true;
-    } catch {
-      await sleep(200 * (attempt + 1));
-    }
-  }
-  return false;
-}

@@ -2,7 +2,6 @@ import { lstat, mkdir, mkdtemp, open, readFile, readdir, rm, rmdir, writeFile } 
 import { realpath } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, posix } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ImagepeError, formatBytes, pathKind, run, type ImagepeEvent, type RunOptions } from '../../core/index.js';
 import * as imaging from '../../imaging/index.js';
 import * as partition from '../../partition/index.js';
@@ -13,6 +12,7 @@ import { mapShare, type MappedShare } from '../share/index.js';
 import { placeUnattend, specializeLinux } from '../specialize/index.js';
 import { assertSha256, download, sha256File } from './check.js';
 import { makeDeployEvent, type DeployEvent, type DeployEventBody, type DeployEventSink, type DeployStep } from './events.js';
+import { attachImageFile, detachLoop } from './loop.js';
 import { StepReporter } from './reporter.js';
 
 export { stderrTailOf } from './reporter.js';
@@ -108,7 +108,7 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
       targetRoot = undefined;
     }
     if (loop) {
-      await detach(loop, strict, cleanupOpts).catch((e) => {
+      await detachLoop(loop).catch((e) => {
         if (strict) throw e;
         warn(`could not detach ${loop}; detach it with losetup -d ${loop}`);
       });
@@ -129,10 +129,7 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
     diskShown = target.shown;
     let device: string;
     if (target.kind === 'file') {
-      const attached = (await run('losetup', ['--associated', target.path, '--noheadings', '--output', 'NAME'], runOpts('checking loop devices'))).stdout.trim();
-      if (attached) throw new ImagepeError('DISK_IN_USE', `disk image ${target.path} is already attached as ${attached.split('\n').join(', ')}`, { hint: 'Detach it (losetup -d) after unmounting whatever uses it.' });
-      const ss = options.sectorSize ?? 512;
-      loop = (await run('losetup', ['--find', '--show', '--partscan', ...(ss !== 512 ? ['--sector-size', String(ss)] : []), target.path], runOpts(`attaching ${target.path}`))).stdout.trim();
+      loop = await attachImageFile(target.path, { ...(options.sectorSize ? { sectorSize: options.sectorSize } : {}) }, runOpts);
       device = loop;
     } else {
       device = await realpath(target.path);
@@ -569,20 +566,6 @@ async function readBytes(device: string, offset: number, length: number): Promis
   } finally {
     await fh.close();
   }
-}
-
-async function detach(loop: string, strict: boolean, runOpts: (what: string, t?: number) => RunOptions): Promise<void> {
-  let last: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      await run('losetup', ['--detach', loop], runOpts(`detaching ${loop}`, 30_000));
-      return;
-    } catch (e) {
-      last = e;
-      await sleep(200 * (attempt + 1));
-    }
-  }
-  if (strict) throw last;
 }
 
 /** Removes a tree of empty directories (mount points), bottom up; anything with a file in it stays. */
