@@ -1,6 +1,6 @@
 import { parseAgentCommandLine, splitKernelCommandLine } from './cmdline.js';
 import { disksFromSysBlock, isoVolumeId, parseSysBlockEntry } from './disks.js';
-import { formatEvent, makeEvent, parseEventLine, ReadyEventSchema } from './events.js';
+import { formatEvent, makeEvent, parseEventLine, ReadyEventSchema } from './events/index.js';
 
 describe('kernel command line', () => {
   it('splits on spaces and honours quotes', () => {

@@ -1,4 +1,4 @@
-import { MODES, type Mode } from './event-line.js';
+import { MODES, type Mode } from './events/line.js';
 
 export interface AgentCommandLine {
   mode: Mode;

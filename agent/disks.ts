@@ -1,6 +1,6 @@
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Disk } from './events.js';
+import type { Disk } from './events/index.js';
 
 /** What /sys/block/<name> says about one block device. */
 export interface SysBlockEntry {

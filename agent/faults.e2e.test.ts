@@ -10,7 +10,7 @@ import * as imaging from '../imaging/index.js';
 import { startVm, withVm, type Vm } from '../qemu-tests/index.js';
 import { withPartitionMounted } from '../qemu-tests/disk-image.js';
 import { makeReferenceSystem, type ReferenceSystem } from '../qemu-tests/reference-system.js';
-import type { AgentEvent } from './events.js';
+import type { AgentEvent } from './events/index.js';
 
 // Faults in the middle of a deploy, in QEMU: the network to the share goes away during apply,
 // and the power is cut during apply. The agent must never report a half-written disk as

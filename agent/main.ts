@@ -5,10 +5,10 @@ import { capture } from './capture/index.js';
 import { parseAgentCommandLine, type AgentCommandLine } from './cmdline.js';
 import { runTechnicianConsole } from './console/index.js';
 import { deploy } from './deploy/index.js';
-import type { DeployEvent } from './deploy/events.js';
+
 import { disksFromSysBlock, findBootMedium, readSysBlock } from './disks.js';
-import { stampEvent, type EventBody } from './event-line.js';
-import type { AgentEvent, Disk } from './events.js';
+import { stampEvent, type EventBody } from './events/line.js';
+import type { AgentEvent, Disk, RunEvent } from './events/index.js';
 import { waitForNetwork } from './network.js';
 import { AgentOutputs } from './outputs.js';
 import { parseAnyPlanText, planNeedsNetwork, readPlanText } from './plan/index.js';
@@ -40,7 +40,7 @@ async function runPlan(cmdline: AgentCommandLine, planLocation: string, bootMedi
   }
   const common = {
     yes: true,
-    events: (e: DeployEvent) => outputs.event(e),
+    events: (e: RunEvent) => outputs.event(e),
     planFile: source,
     ...(bootMedium ? { bootMedium, mediaDevice: bootMedium } : {}),
     ...(cmdline.params.disk ? { disk: cmdline.params.disk } : {}),
@@ -68,7 +68,7 @@ async function runConsole(cmdline: AgentCommandLine, bootMedium: string | null, 
     ...(cmdline.params.share ? { defaultShare: cmdline.params.share } : {}),
     waitForNetwork: () => waitForNetwork(NETWORK_WAIT_MS),
     claimed: (path: string | undefined) => outputs.reserve(path),
-    events: (e: DeployEvent) => outputs.event(e),
+    events: (e: RunEvent) => outputs.event(e),
   });
   writeFileSync(AFTER_FILE, `${after}\n`);
 }

@@ -1,6 +1,7 @@
 import { openSync, writeSync } from 'node:fs';
-import { formatEventLine } from './event-line.js';
-import type { AgentEvent } from './events.js';
+import { ProgressGate } from '../core/progress.js';
+import { formatEventLine } from './events/line.js';
+import type { AgentEvent } from './events/index.js';
 import { screenLine } from './screen.js';
 
 interface Channel {
@@ -23,7 +24,8 @@ const SCREEN_PROGRESS_MS = 250;
 export class AgentOutputs {
   private readonly channels: Channel[];
   private readonly reserved = new Set<string>();
-  private readonly lastProgress = new Map<string, number>();
+  private readonly serialGate = new ProgressGate({ everyMs: SERIAL_PROGRESS_MS });
+  private readonly screenGate = new ProgressGate({ everyMs: SCREEN_PROGRESS_MS });
 
   constructor(serials: readonly string[], screens: readonly string[], private readonly logFd = 1) {
     this.channels = [...serials.map((path) => ({ path, kind: 'serial' as const })), ...screens.map((path) => ({ path, kind: 'screen' as const }))].flatMap((c) => {
@@ -54,19 +56,11 @@ export class AgentOutputs {
   }
 
   event(event: AgentEvent): void {
-    const now = Date.now();
-    const final = event.type !== 'progress' || event.done === event.total;
-    const due = (kind: string, interval: number) => {
-      if (final) return true;
-      const key = `${kind}/${event.type === 'progress' ? event.phase : ''}`;
-      if (now - (this.lastProgress.get(key) ?? 0) < interval) return false;
-      this.lastProgress.set(key, now);
-      return true;
-    };
-    const json = due('serial', SERIAL_PROGRESS_MS) ? `${formatEventLine(event)}\n` : undefined;
+    const due = (gate: ProgressGate) => event.type !== 'progress' || gate.pass(event.phase, event);
+    const json = due(this.serialGate) ? `${formatEventLine(event)}\n` : undefined;
     // Synchronous, so an event is out before anything that follows can fail.
     if (json) writeQuietly(this.logFd, json);
-    const words = due('screen', SCREEN_PROGRESS_MS) ? screenLine(event)?.replace(/\n/g, '\r\n') : undefined;
+    const words = due(this.screenGate) ? screenLine(event)?.replace(/\n/g, '\r\n') : undefined;
     for (const c of this.channels) {
       if (this.reserved.has(c.path)) continue;
       if (c.kind === 'serial' && json) writeQuietly(c.fd, json);

@@ -1,8 +1,8 @@
 import { formatBytes, formatDuration, formatRate } from '../core/units.js';
-import type { AgentEvent } from './events.js';
+import { CAPTURE_STEPS, DEPLOY_STEPS, type AgentEvent } from './events/index.js';
 
-// A failure at one of these steps comes from a capture, where "the disk" is the reference machine's.
-const CAPTURE_ONLY_STEPS = new Set<string>(['source', 'generalize', 'capture']);
+// A failure at a step only a capture has concerns the reference machine's disk, not a target.
+const CAPTURE_ONLY_STEPS = new Set<string>(CAPTURE_STEPS.filter((s) => !(DEPLOY_STEPS as readonly string[]).includes(s)));
 
 /**
  * What a technician reads on the machine's screen: the same events as the serial port's JSON

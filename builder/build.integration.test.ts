@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../core/index.js';
 import { readBootReport } from '../iso/index.js';
-import { parseEventLine } from '../agent/events.js';
+import { parseEventLine } from '../agent/events/index.js';
 import { sharedTestBuild } from '../qemu-tests/shared-build.js';
 import { bundleAgent, buildPe, libraryClosure, parseBuildConfig, readElfFile, type BuildResult } from './index.js';
 

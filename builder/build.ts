@@ -18,7 +18,7 @@ import { bundleAgent } from './agent-bundle.js';
 import type { BuildConfig } from './config.js';
 import { writeCpio, type FileTree } from './cpio.js';
 import { stripToLoadedBytes } from './elf.js';
-import { PAYLOAD_PATH, planInitramfs, splitPayload, type InitramfsPlan } from './initramfs.js';
+import { PAYLOAD_PATH, composeInitramfs, splitPayload, type InitramfsManifest } from './initramfs.js';
 import { resolveKernel, type KernelChoice } from './kernel.js';
 import { defaultCacheDir, templatePath } from './paths.js';
 
@@ -125,16 +125,16 @@ async function statKey(path: string): Promise<string> {
  * The cache key: host files by path, size, mtime and inode (package upgrades change them;
  * reading 300 MB on every build would not fit the 3 s budget), generated content by its hash.
  */
-export async function cacheKeyFor(plan: InitramfsPlan, config: BuildConfig, epoch: number, extraFiles: readonly string[]): Promise<string> {
+export async function cacheKeyFor(manifest: InitramfsManifest, config: BuildConfig, epoch: number, extraFiles: readonly string[]): Promise<string> {
   const h = createHash('sha256');
   const add = (s: string) => h.update(s).update('\n');
   add(`format ${BUILDER_FORMAT} ${await builderCodeHash()}`);
   add(JSON.stringify(config));
   add(`epoch ${epoch}`);
-  add(await statKey(plan.kernel.image));
-  for (const m of plan.modules) add(await statKey(join(plan.kernel.modulesDir, m)));
-  for (const path of [...plan.tree.keys()].sort()) {
-    const e = plan.tree.get(path)!;
+  add(await statKey(manifest.kernel.image));
+  for (const m of manifest.modules) add(await statKey(join(manifest.kernel.modulesDir, m)));
+  for (const path of [...manifest.tree.keys()].sort()) {
+    const e = manifest.tree.get(path)!;
     switch (e.kind) {
       case 'file':
         add(`${path} file ${e.mode} ${await statKey(e.source)}`);
@@ -182,11 +182,11 @@ async function addDirectory(tree: FileTree, hostDir: string, peDir: string): Pro
 }
 
 /** Copies the module closure to a staging tree and lets depmod index exactly those modules. */
-async function stageModules(plan: InitramfsPlan, work: string, tree: FileTree, signal?: AbortSignal): Promise<void> {
-  const { version, modulesDir } = plan.kernel;
+async function stageModules(manifest: InitramfsManifest, work: string, tree: FileTree, signal?: AbortSignal): Promise<void> {
+  const { version, modulesDir } = manifest.kernel;
   const root = join(work, 'modroot');
   const dir = join(root, 'lib', 'modules', version);
-  for (const m of plan.modules) {
+  for (const m of manifest.modules) {
     await mkdir(join(dir, m, '..'), { recursive: true });
     await copyFile(join(modulesDir, m), join(dir, m));
   }
@@ -208,17 +208,17 @@ export async function buildPe(options: BuildOptions): Promise<BuildResult> {
   const step = (s: string, status: 'started' | 'done' | 'skipped', detail?: string) =>
     events({ type: 'step', operation: 'build', step: s, status, ...(detail ? { detail } : {}) });
 
-  step('plan', 'started');
+  step('manifest', 'started');
   const kernel = await resolveKernel(config.kernel);
   const agentBundle = await bundleAgent();
   const epoch = await chooseSourceDateEpoch(config, kernel, options.sourceDateEpoch);
-  const plan = await planInitramfs({ config, kernel, agentBundle, buildInfo: { builderFormat: BUILDER_FORMAT, kernel: kernel.version, sourceDateEpoch: epoch } });
-  for (const w of plan.warnings) events({ type: 'message', operation: 'build', level: 'warning', text: w });
+  const manifest = await composeInitramfs({ config, kernel, agentBundle, buildInfo: { builderFormat: BUILDER_FORMAT, kernel: kernel.version, sourceDateEpoch: epoch } });
+  for (const w of manifest.warnings) events({ type: 'message', operation: 'build', level: 'warning', text: w });
   const grubTemplates = { grubCfg: await readFile(templatePath('grub.cfg'), 'utf8'), menuEntry: await readFile(templatePath('menuentry.cfg'), 'utf8') };
   const ipxeTemplate = await readFile(templatePath('boot.ipxe'), 'utf8');
   const tools = ['xorriso', 'grub-mkimage', 'mformat', 'zstd', 'depmod', 'mksquashfs'].map((t) => findTool(t) ?? t);
-  const key = await cacheKeyFor(plan, config, epoch, [...tools, grubTemplates.grubCfg, grubTemplates.menuEntry, ipxeTemplate, '/usr/lib/grub/i386-pc/boot_hybrid.img']);
-  step('plan', 'done', key.slice(0, 12));
+  const key = await cacheKeyFor(manifest, config, epoch, [...tools, grubTemplates.grubCfg, grubTemplates.menuEntry, ipxeTemplate, '/usr/lib/grub/i386-pc/boot_hybrid.img']);
+  step('manifest', 'done', key.slice(0, 12));
 
   const cacheDir = options.cacheDir ?? defaultCacheDir();
   const entry = join(cacheDir, 'builds', key);
@@ -229,7 +229,7 @@ export async function buildPe(options: BuildOptions): Promise<BuildResult> {
     const work = join(cacheDir, `tmp-${randomBytes(4).toString('hex')}`);
     await mkdir(work, { recursive: true });
     try {
-      await buildInto(work, { config, plan, epoch, volumeId, grubTemplates, ipxeTemplate, signal, step });
+      await buildInto(work, { config, manifest, epoch, volumeId, grubTemplates, ipxeTemplate, signal, step });
       await writeFile(join(work, 'out', 'result.json'), JSON.stringify({ key, volumeId, kernel: kernel.version, epoch }));
       await mkdir(join(cacheDir, 'builds'), { recursive: true });
       await removeQuietly(entry);
@@ -256,7 +256,7 @@ export async function buildPe(options: BuildOptions): Promise<BuildResult> {
     ...(JSON.parse(await readFile(join(entry, SIZES_FILE), 'utf8')) as { initrdBytes: number; coreInitrdBytes: number; payloadBytes: number }),
     isoBytes: (await stat(iso)).size,
     durationMs: Date.now() - started,
-    warnings: plan.warnings,
+    warnings: manifest.warnings,
   };
 }
 
@@ -292,7 +292,7 @@ async function makeSquashfs(payload: FileTree, strip: ReadonlySet<string>, stage
 
 interface BuildIntoArgs {
   config: BuildConfig;
-  plan: InitramfsPlan;
+  manifest: InitramfsManifest;
   epoch: number;
   volumeId: string;
   grubTemplates: { grubCfg: string; menuEntry: string };
@@ -302,26 +302,26 @@ interface BuildIntoArgs {
 }
 
 async function buildInto(work: string, a: BuildIntoArgs): Promise<void> {
-  const { config, plan, epoch, volumeId, signal, step } = a;
+  const { config, manifest, epoch, volumeId, signal, step } = a;
   const out = join(work, 'out');
   const isoTree = join(work, 'iso');
   await mkdir(out, { recursive: true });
   await mkdir(join(isoTree, 'boot', 'grub'), { recursive: true });
 
   step('initramfs', 'started');
-  const tree: FileTree = new Map(plan.tree);
-  await stageModules(plan, work, tree, signal);
+  const tree: FileTree = new Map(manifest.tree);
+  await stageModules(manifest, work, tree, signal);
   let core = tree;
   let payloadImage: string | undefined;
   if (config.payload === 'squashfs') {
-    const split = splitPayload(tree, plan.earlyModules);
+    const split = splitPayload(tree, manifest.earlyModules);
     core = split.core;
     payloadImage = join(work, 'pe.sqfs');
-    await makeSquashfs(split.payload, new Set(plan.strip), join(work, 'payload'), payloadImage, epoch, signal);
+    await makeSquashfs(split.payload, new Set(manifest.strip), join(work, 'payload'), payloadImage, epoch, signal);
   }
   const coreInitrd = join(work, 'initrd-core.img');
   await writeCompressedCpio(core, work, coreInitrd, epoch, config.compressionLevel, signal);
-  await copyFile(plan.kernel.image, join(out, 'vmlinuz'));
+  await copyFile(manifest.kernel.image, join(out, 'vmlinuz'));
   if (payloadImage) {
     // PXE has no medium to read the payload from: it rides along as a second, uncompressed
     // archive that the kernel unpacks after the first (zero padding between them is skipped).

@@ -95,7 +95,7 @@ export function splitPayload(tree: FileTree, earlyModules: ReadonlySet<string>, 
   return { core, payload };
 }
 
-export interface InitramfsPlan {
+export interface InitramfsManifest {
   tree: FileTree;
   /** Relative module paths (modules.dep form) to copy; depmod indexes them at build time. */
   modules: string[];
@@ -107,7 +107,7 @@ export interface InitramfsPlan {
   warnings: string[];
 }
 
-export interface PlanInputs {
+export interface ManifestInputs {
   config: BuildConfig;
   kernel: KernelChoice;
   agentBundle: Buffer;
@@ -156,10 +156,10 @@ const dev = (major: number, minor: number, mode = 0o600) => ({ kind: 'char' as c
 
 /**
  * Everything that goes into the initramfs except the module index files, which depmod writes
- * at build time. Planning reads only metadata and ELF headers, so it is cheap enough to run on
+ * at build time. Composing it reads only metadata and ELF headers, so it is cheap enough to run on
  * every build to compute the cache key.
  */
-export async function planInitramfs(inputs: PlanInputs): Promise<InitramfsPlan> {
+export async function composeInitramfs(inputs: ManifestInputs): Promise<InitramfsManifest> {
   const { config, kernel } = inputs;
   const warnings: string[] = [];
   const tree: FileTree = new Map();

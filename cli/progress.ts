@@ -1,5 +1,5 @@
 import { Listr } from 'listr2';
-import { formatBytes, formatDuration, formatRate, type EventSink, type ImagepeEvent, type ProgressEvent } from '../core/index.js';
+import { ProgressGate, formatBytes, formatDuration, formatRate, type EventSink, type ImagepeEvent, type Progress, type ProgressEvent } from '../core/index.js';
 
 /**
  * Runs a long job and renders its events: listr2 with a progress bar on a terminal, a line per
@@ -16,16 +16,13 @@ export async function withProgress<T>(title: string, json: boolean, job: (events
       {
         title,
         task: async (_ctx, task) => {
-          let last = 0;
+          const gate = new ProgressGate({ everyMs: 100 });
           result = await job((event) => {
             if (event.type === 'message') {
               if (event.level === 'warning') warnings.push(event.text);
               return;
             }
-            if (event.type !== 'progress') return;
-            const now = Date.now();
-            if (now - last < 100 && event.done !== event.total) return;
-            last = now;
+            if (event.type !== 'progress' || !gate.pass('bar', event)) return;
             task.output = progressLine(event, 30);
           });
         },
@@ -39,7 +36,8 @@ export async function withProgress<T>(title: string, json: boolean, job: (events
   return result as T;
 }
 
-export function progressLine(event: ProgressEvent, barWidth: number): string {
+/** One line for a progress report: a bar with the percentage, the amounts, the rate and the ETA. */
+export function progressLine(event: Progress | ProgressEvent, barWidth: number): string {
   const isBytes = event.unit === 'bytes';
   const fmt = (n: number) => (isBytes ? formatBytes(n) : `${n} ${event.unit}`);
   if (event.total === undefined || event.total === 0) return `${event.phase}: ${fmt(event.done)}`;
@@ -54,30 +52,22 @@ export function progressLine(event: ProgressEvent, barWidth: number): string {
 function jsonSink(): EventSink {
   // wimlib reports every 32 KiB chunk; five lines a second per phase is plenty for a consumer,
   // and the last line of each phase always goes out.
-  const lastByPhase = new Map<string, number>();
+  const gate = new ProgressGate({ everyMs: 200 });
   return (event: ImagepeEvent) => {
-    if (event.type === 'progress' && event.done !== event.total) {
-      const now = Date.now();
-      const last = lastByPhase.get(event.phase) ?? 0;
-      if (now - last < 200) return;
-      lastByPhase.set(event.phase, now);
-    }
+    if (event.type === 'progress' && !gate.pass(event.phase, event)) return;
     process.stdout.write(`${JSON.stringify({ ...event, time: new Date().toISOString() })}\n`);
   };
 }
 
 function plainSink(title: string): EventSink {
-  const decile = new Map<string, number>();
+  const tenths = new ProgressGate({ tenths: true });
   process.stderr.write(`${title}\n`);
   return (event) => {
     if (event.type === 'message') {
       process.stderr.write(`${event.level}: ${event.text}\n`);
       return;
     }
-    if (event.type !== 'progress' || !event.total) return;
-    const d = Math.floor((event.done / event.total) * 10);
-    if ((decile.get(event.phase) ?? -1) >= d) return;
-    decile.set(event.phase, d);
+    if (event.type !== 'progress' || !tenths.pass(event.phase, event)) return;
     process.stderr.write(`  ${progressLine(event, 20)}\n`);
   };
 }

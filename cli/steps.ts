@@ -1,22 +1,11 @@
 import { Listr } from 'listr2';
-import { DEPLOY_STEPS, type AgentStep, type DeployEvent, type DeployEventSink } from '../agent/deploy/events.js';
+import { ProgressGate } from '../core/index.js';
+import { deploySteps } from '../agent/deploy/index.js';
+import type { RunEvent, RunEventSink } from '../agent/events/index.js';
 import { progressLine } from './progress.js';
 
-const TITLES: Record<AgentStep, string> = {
-  plan: 'Plan loaded',
-  disk: 'Disk chosen',
-  share: 'Share mapped',
-  check: 'Image checked',
-  partition: 'Partitioned',
-  format: 'Formatted',
-  apply: 'Applied',
-  specialize: 'Specialized',
-  bootloader: 'Bootloader',
-  verify: 'Verified',
-  source: 'Source found',
-  generalize: 'Generalized',
-  capture: 'Captured',
-};
+/** A step as the CLI lists it: its name in the events, its title on the screen. */
+type ListedStep = { readonly name: string; readonly title: string };
 
 interface Deferred {
   promise: Promise<{ skipped?: string; detail?: string }>;
@@ -36,43 +25,44 @@ function deferred(): Deferred {
 }
 
 /**
- * Runs a job that reports deploy steps and renders them: one listr2 task per step on a terminal
- * (with the running step's progress bar), one line per step and per tenth of progress otherwise,
- * and the event lines themselves with --json.
+ * Runs a job that reports a run's steps (a deploy's by default) and renders them: one listr2 task
+ * per step on a terminal, titled from the step list (with the running step's progress bar), one
+ * line per step and per tenth of progress otherwise, and the event lines themselves with --json.
  */
-export async function withSteps<T>(json: boolean, plain: boolean, job: (events: DeployEventSink) => Promise<T>, stepNames: readonly AgentStep[] = DEPLOY_STEPS): Promise<T> {
+export async function withSteps<T>(json: boolean, plain: boolean, job: (events: RunEventSink) => Promise<T>, stepList: readonly ListedStep[] = deploySteps): Promise<T> {
+  const titles = new Map(stepList.map((s) => [s.name, s.title]));
+  const title = (name: string) => titles.get(name) ?? name;
   if (json) return job((e) => process.stdout.write(`${JSON.stringify(e)}\n`));
-  if (plain || !process.stderr.isTTY) return job(plainSink());
+  if (plain || !process.stderr.isTTY) return job(plainSink(title));
 
-  const steps = new Map<AgentStep, Deferred>(stepNames.map((s) => [s, deferred()]));
-  const outputs = new Map<AgentStep, (text: string) => void>();
+  const steps = new Map<string, Deferred>(stepList.map((s) => [s.name, deferred()]));
+  const outputs = new Map<string, (text: string) => void>();
   const warnings: string[] = [];
-  let running: AgentStep | undefined;
-  let lastDraw = 0;
-  const sink: DeployEventSink = (e: DeployEvent) => {
+  let running: string | undefined;
+  // The bar redraws at most ten times a second, whichever phase reports.
+  const gate = new ProgressGate({ everyMs: 100 });
+  const sink: RunEventSink = (e: RunEvent) => {
     if (e.type === 'step') {
       if (e.status === 'started') running = e.step;
       else steps.get(e.step)?.resolve(e.status === 'skipped' ? { skipped: e.detail ?? 'skipped' } : e.detail ? { detail: e.detail } : {});
     } else if (e.type === 'progress') {
-      const now = Date.now();
-      if (now - lastDraw < 100 && e.done !== e.total) return;
-      lastDraw = now;
-      outputs.get(e.step)?.(progressLine({ type: 'progress', operation: e.step, phase: e.phase, unit: e.unit, done: e.done, ...(e.total !== undefined ? { total: e.total } : {}), ...(e.rate !== undefined ? { rate: e.rate } : {}), ...(e.etaSeconds !== undefined ? { etaSeconds: e.etaSeconds } : {}) }, 30));
+      if (!gate.pass('bar', e)) return;
+      outputs.get(e.step)?.(progressLine(e, 30));
     } else if (e.type === 'failed') {
       steps.get(e.step)?.reject(new Error(e.message.split('\n')[0]));
     } else if (e.type === 'log' && e.level === 'warning') warnings.push(e.text);
   };
 
   const list = new Listr(
-    stepNames.map((step) => ({
-      title: TITLES[step],
+    stepList.map(({ name: step }) => ({
+      title: title(step),
       task: async (_ctx: unknown, task: { output: string; title: string; skip(msg?: string): void }) => {
         outputs.set(step, (text) => {
           task.output = text;
         });
         const r = await steps.get(step)!.promise;
-        if (r.skipped) task.skip(`${TITLES[step]}: ${r.skipped}`);
-        else if (r.detail) task.title = `${TITLES[step]}: ${r.detail}`;
+        if (r.skipped) task.skip(`${title(step)}: ${r.skipped}`);
+        else if (r.detail) task.title = `${title(step)}: ${r.detail}`;
       },
       rendererOptions: { outputBar: 1, persistentOutput: false },
     })),
@@ -87,18 +77,15 @@ export async function withSteps<T>(json: boolean, plain: boolean, job: (events: 
   return result;
 }
 
-function plainSink(): DeployEventSink {
-  const decile = new Map<string, number>();
+function plainSink(title: (step: string) => string): RunEventSink {
+  const tenths = new ProgressGate({ tenths: true });
   return (e) => {
     if (e.type === 'step') {
-      if (e.status === 'started') process.stderr.write(`==> ${TITLES[e.step]}...\n`);
+      if (e.status === 'started') process.stderr.write(`==> ${title(e.step)}...\n`);
       else process.stderr.write(`    ${e.status === 'skipped' ? 'skipped' : 'done'}${e.detail ? `: ${e.detail}` : ''}\n`);
     } else if (e.type === 'progress' && e.total) {
-      const key = `${e.step}/${e.phase}`;
-      const d = Math.floor((e.done / e.total) * 10);
-      if ((decile.get(key) ?? -1) >= d) return;
-      decile.set(key, d);
-      process.stderr.write(`    ${progressLine({ type: 'progress', operation: e.step, phase: e.phase, unit: e.unit, done: e.done, total: e.total, ...(e.rate !== undefined ? { rate: e.rate } : {}), ...(e.etaSeconds !== undefined ? { etaSeconds: e.etaSeconds } : {}) }, 20)}\n`);
+      if (!tenths.pass(`${e.step}/${e.phase}`, e)) return;
+      process.stderr.write(`    ${progressLine(e, 20)}\n`);
     } else if (e.type === 'log') {
       process.stderr.write(`    ${e.level}: ${e.text}\n`);
     } else if (e.type === 'failed') {

@@ -119,3 +119,11 @@ function indent(text: string): string {
 export function isImagepeError(e: unknown): e is ImagepeError {
   return e instanceof ImagepeError;
 }
+
+/** The stderr tail of the failing command behind an error, looking through causes (wimlib errors wrap it); "" when no command failed. */
+export function stderrTailOf(e: unknown): string {
+  for (let cur: unknown = e, i = 0; cur && i < 5; cur = (cur as { cause?: unknown }).cause, i++) {
+    if (cur instanceof CommandFailedError || cur instanceof CommandTimeoutError) return cur.stderrTail;
+  }
+  return '';
+}

@@ -1,4 +1,4 @@
-import { RateMeter } from './events.js';
+import { RateMeter } from './progress.js';
 
 describe('RateMeter', () => {
   it('gives no rate from a single sample, then a rate and an ETA', () => {

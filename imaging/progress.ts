@@ -1,11 +1,9 @@
+import type { Progress } from '../core/index.js';
+
 const UNIT_BYTES: Record<string, number> = { B: 1, bytes: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
 
-export interface WimlibProgress {
-  phase: string;
-  unit: 'bytes' | 'files' | 'parts' | 'images';
-  done: number;
-  total?: number;
-}
+/** What one meter line of wimlib-imagex says; the rate and ETA are added by the caller's RateMeter. */
+export type WimlibProgress = Omit<Progress, 'rate' | 'etaSeconds'>;
 
 /**
  * Reads one progress line of wimlib-imagex. It redraws its meter with \r, so callers split on

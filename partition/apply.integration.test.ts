@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MiB, run, type ImagepeEvent } from '../core/index.js';
 import { waitForPartitions } from './apply.js';
-import { apply, describeDisk, parseLayout, plan, type LayoutInput, type Plan, type Result } from './index.js';
+import { apply, describeDisk, parseLayout, resolveLayout, type LayoutInput, type ResolvedLayout, type Result } from './index.js';
 import { sparseFile } from '../test-support/tree.js';
 
 // Every disk here is a sparse image file in a temp dir; no test names a real block device.
@@ -24,8 +24,8 @@ async function image(name: string, size: number): Promise<string> {
   return sparseFile(join(dir, name), size);
 }
 
-async function planFor(path: string, layout: LayoutInput, sectorSize = 512): Promise<Plan> {
-  return plan(parseLayout(layout), await describeDisk(path, { sectorSize }));
+async function planFor(path: string, layout: LayoutInput, sectorSize = 512): Promise<ResolvedLayout> {
+  return resolveLayout(parseLayout(layout), await describeDisk(path, { sectorSize }));
 }
 
 async function loopsOf(path: string): Promise<string> {
@@ -99,7 +99,7 @@ async function proveWritable(node: string, fsType: string): Promise<void> {
   }
 }
 
-function expectTableMatches(table: SfdiskJson['partitiontable'], p: Plan): void {
+function expectTableMatches(table: SfdiskJson['partitiontable'], p: ResolvedLayout): void {
   const parts = table.partitions.filter((x) => !['5', 'f', '85'].includes(x.type));
   expect(parts.map((x) => ({ start: x.start, size: x.size }))).toEqual(p.partitions.map((x) => ({ start: x.start, size: x.size })));
 }
@@ -305,7 +305,7 @@ describe('what apply refuses', () => {
     );
     const refused = apply(await planFor(path, layout(false)));
     await expect(refused).rejects.toMatchObject({ code: 'REFUSED' });
-    await expect(refused).rejects.toThrow(/MBR partition table with 2 partitions.*ext4 "oldroot"/s);
+    await expect(refused).rejects.toThrow(/MBR partition table with 2 partitions.*ext4 on \/dev\/loop\d+p1 labelled "oldroot"/s);
     expect(await loopsOf(path)).toBe('');
 
     await withAttached(path, 512, async ({ node }) => {
@@ -323,7 +323,7 @@ describe('what apply refuses', () => {
   it('refuses a disk with a filesystem directly on it, unless wipe is set', async () => {
     const path = await image('superfloppy.img', 64 * MiB);
     await run('mkfs.ext4', ['-q', '-F', '-L', 'whole', path]);
-    await expect(apply(await planFor(path, layout(false)))).rejects.toThrow(/ext4 signature on the whole disk/);
+    await expect(apply(await planFor(path, layout(false)))).rejects.toThrow(/ext4 on the whole disk/);
     await apply(await planFor(path, layout(true)));
     await withAttached(path, 512, async ({ loop }) => {
       expect((await sfdiskJson(loop)).label).toBe('gpt');
@@ -339,7 +339,7 @@ describe('what apply refuses', () => {
       const mnt = await mkdtemp(join(dir, 'busy-'));
       await run('mount', [node(2), mnt]);
       try {
-        const onDevice = plan(parseLayout(layout(true)), await describeDisk(loop));
+        const onDevice = resolveLayout(parseLayout(layout(true)), await describeDisk(loop));
         await expect(apply(onDevice)).rejects.toMatchObject({ code: 'DISK_IN_USE', message: expect.stringContaining(`${node(2)} on ${mnt}`) });
       } finally {
         await run('umount', [mnt]);
@@ -352,7 +352,7 @@ describe('what apply refuses', () => {
     const path = await image('part.img', 128 * MiB);
     await apply(await planFor(path, layout(false)));
     await withAttached(path, 512, async ({ node }) => {
-      const inner = plan(parseLayout({ ...layout(true), partitions: [{ name: 'x', size: 'rest', type: 'linux' }] }), await describeDisk(node(2)));
+      const inner = resolveLayout(parseLayout({ ...layout(true), partitions: [{ name: 'x', size: 'rest', type: 'linux' }] }), await describeDisk(node(2)));
       await expect(apply(inner)).rejects.toMatchObject({ code: 'REFUSED', message: expect.stringContaining('is a partition, not a disk') });
     });
   });

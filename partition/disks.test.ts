@@ -61,7 +61,7 @@ describe('selectDisk', () => {
   });
 
   it('never picks the disk the environment booted from when told which it is', () => {
-    expect(selectDisk(rule({ pick: 'largest' }), disks, { bootDisk: '/dev/sda' }).path).toBe('/dev/sdb');
+    expect(selectDisk(rule({ pick: 'largest' }), disks, { bootDisks: ['/dev/sda'] }).path).toBe('/dev/sdb');
   });
 
   it('explains why no disk matched', () => {

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { ImagepeError, formatBytes, parseSize, run } from '../core/index.js';
-import type { DiskRule, DiskTarget } from './schema.js';
+import type { DiskRule } from './schema.js';
 import type { Disk } from './types.js';
 
 /** A disk as lsblk reports it, with what it holds summed up for the safety checks. */
@@ -75,8 +75,8 @@ function flag(v: boolean | string | number | null | undefined): boolean {
 }
 
 export interface SelectOptions {
-  /** The disk the environment booted from when lsblk cannot tell (a PE runs from RAM). */
-  bootDisk?: string;
+  /** The disks the environment booted from, which lsblk cannot tell (a PE runs from RAM). */
+  bootDisks?: readonly string[];
 }
 
 /**
@@ -106,7 +106,7 @@ function rejection(d: DiskCandidate, rule: DiskRule, min: number, max: number, o
   if (d.type !== 'disk') return `a ${d.type} device, not a disk`;
   if (d.sizeBytes <= 0) return 'has no media';
   if (/^(zram|ram)\d/.test(d.name)) return 'a RAM disk';
-  if (options.bootDisk && (d.path === options.bootDisk || `/dev/${d.name}` === options.bootDisk)) return 'the environment booted from it';
+  if (options.bootDisks?.some((b) => d.path === b || `/dev/${d.name}` === b)) return 'the environment booted from it';
   if (d.holdsSystem) return 'the running system lives on it';
   if (d.mountPoints.length > 0) return `holds mounted filesystems (${d.mountPoints.join(', ')})`;
   if (d.readOnly) return 'read-only';
@@ -172,13 +172,4 @@ export async function describeDisk(path: string, options: DescribeOptions = {}):
   if (info?.wwn) disk.wwn = info.wwn;
   if (info) disk.removable = info.removable ?? false;
   return disk;
-}
-
-/** Finds the disk a layout targets: the explicit path wins over the layout's own target. */
-export async function resolveTarget(target: DiskTarget | undefined, explicitPath: string | undefined, options: DescribeOptions & SelectOptions = {}): Promise<Disk> {
-  if (explicitPath) return describeDisk(explicitPath, options);
-  if (!target) throw new ImagepeError('INVALID_INPUT', 'no disk given', { hint: 'Pass --disk PATH, or give the layout a disk: { path } or a rule.' });
-  if ('path' in target) return describeDisk(target.path, options);
-  const chosen = selectDisk(target, await listDisks(options.signal), options);
-  return describeDisk(chosen.path, options);
 }

@@ -1,6 +1,9 @@
 /**
- * Declarative disk layouts: a layout is data (the zod schema), planned in pure code against one
- * disk (plan), applied with util-linux and the mkfs tools and read back (apply).
+ * Declarative disk layouts and the one disk layer: a layout is data (the zod schema), resolved
+ * in pure code against one disk (resolveLayout), applied with util-linux and the mkfs tools and
+ * read back (apply, or writeTable, formatPartitions and readBack one at a time). Disks are
+ * chosen with their refusals (chooseDisk), checked (assertDiskFree), described in words
+ * (describeContents), and disk image files attached as loop devices (attachImageFile).
  */
 export {
   LayoutSchema,
@@ -21,8 +24,11 @@ export {
   type Format,
   type PartitionTypeName,
 } from './schema.js';
-export { plan, renderSfdiskScript, renderPlanTable, fat32MinimumBytes, GPT_TYPES, MBR_TYPES } from './planner.js';
-export { apply, probe as probeFilesystem, type ApplyOptions } from './apply.js';
-export { compareWithPlan, type SfdiskJson, type SfdiskTable } from './verify.js';
-export { parseLsblk, selectDisk, listDisks, describeDisk, resolveTarget, type DiskCandidate, type SelectOptions, type DescribeOptions } from './disks.js';
-export { LayoutError, type Disk, type Plan, type PlannedPartition, type Result, type AppliedPartition } from './types.js';
+export { resolveLayout, renderSfdiskScript, renderLayoutTable, fat32MinimumBytes, GPT_TYPES, MBR_TYPES } from './resolve.js';
+export { apply, writeTable, formatPartitions, readBack, readTable, waitForPartitions, type ApplyOptions } from './apply.js';
+export { assertDiskFree, describeContents, partitionNodes, probeFilesystem, type ContentProbe } from './target.js';
+export { chooseDisk, type ChooseDiskOptions, type ChosenDisk } from './choose.js';
+export { attachImageFile, detachLoop, withAttachedImage, type AttachOptions } from './loop.js';
+export { compareWithLayout, type SfdiskJson, type SfdiskTable } from './verify.js';
+export { parseLsblk, selectDisk, listDisks, describeDisk, type DiskCandidate, type SelectOptions, type DescribeOptions } from './disks.js';
+export { LayoutError, type Disk, type ResolvedLayout, type ResolvedPartition, type Result, type AppliedPartition } from './types.js';

@@ -1,7 +1,7 @@
 import { ImagepeError } from '../core/index.js';
 import type { Format, Layout, PartitionTypeName } from './schema.js';
 
-/** What the planner needs to know about a disk; everything else about it is for choosing one. */
+/** What resolving a layout needs to know about a disk; everything else about it is for choosing one. */
 export interface Disk {
   /** The block device, or a disk image file that apply attaches through a loop device. */
   path: string;
@@ -15,7 +15,7 @@ export interface Disk {
   removable?: boolean;
 }
 
-export interface PlannedPartition {
+export interface ResolvedPartition {
   /** The partition number the kernel gives it: 1-4 primary, 4 is the extended one on MBR with logicals, 5+ logical. */
   number: number;
   name: string;
@@ -37,7 +37,8 @@ export interface PlannedPartition {
   bootable: boolean;
 }
 
-export interface Plan {
+/** A layout resolved against one disk: every partition in exact sectors. */
+export interface ResolvedLayout {
   layout: Layout;
   disk: Disk;
   table: 'gpt' | 'mbr';
@@ -50,14 +51,14 @@ export interface Plan {
   alignSectors: number;
   diskId?: string;
   wipe: boolean;
-  partitions: PlannedPartition[];
+  partitions: ResolvedPartition[];
   /** MBR only, when more than four partitions are asked: the container of the logical ones. */
   extended?: { number: number; start: number; size: number };
   /** Things that work but are probably not what was meant. */
   warnings: string[];
 }
 
-/** A layout that cannot be planned on the disk; `problems` lists every reason, one sentence each. */
+/** A layout that cannot be resolved against the disk; `problems` lists every reason, one sentence each. */
 export class LayoutError extends ImagepeError {
   constructor(
     readonly problems: string[],

@@ -1,7 +1,7 @@
 import { GiB } from '../core/index.js';
-import { compareWithPlan, parseLayout, plan, renderSfdiskScript, type Plan, type SfdiskTable } from './index.js';
+import { compareWithLayout, parseLayout, resolveLayout, renderSfdiskScript, type ResolvedLayout, type SfdiskTable } from './index.js';
 
-const planned: Plan = plan(
+const planned: ResolvedLayout = resolveLayout(
   parseLayout({
     table: 'gpt',
     id: '5A0C3B8E-2D6F-4E43-9D1B-7A3C11D0E001',
@@ -33,10 +33,10 @@ function asWritten(): { table: SfdiskTable; fs: Map<number, Record<string, strin
   };
 }
 
-describe('compareWithPlan', () => {
+describe('compareWithLayout', () => {
   it('finds no difference in a disk written as planned, and reports what is on it', () => {
     const { table, fs } = asWritten();
-    const { differences, partitions } = compareWithPlan(planned, table, fs);
+    const { differences, partitions } = compareWithLayout(planned, table, fs);
     expect(differences).toEqual([]);
     expect(partitions.map((p) => [p.node, p.fsType, p.label, p.uuid])).toEqual([
       ['/dev/loop9p1', 'vfat', 'ESP', '1234-ABCD'],
@@ -62,11 +62,11 @@ describe('compareWithPlan', () => {
   ])('reports %s', (_what, change, message) => {
     const written = asWritten();
     change(written);
-    expect(compareWithPlan(planned, written.table, written.fs).differences).toEqual([expect.stringMatching(message)]);
+    expect(compareWithLayout(planned, written.table, written.fs).differences).toEqual([expect.stringMatching(message)]);
   });
 
   it('checks the extended partition of an MBR disk and the type bytes of its logicals', () => {
-    const mbr = plan(
+    const mbr = resolveLayout(
       parseLayout({ table: 'mbr', partitions: ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, size: '100MiB', type: 'linux' })) }),
       { path: '/dev/loop9', sizeBytes: GiB, sectorSize: 512 },
     );
@@ -79,8 +79,8 @@ describe('compareWithPlan', () => {
         return { node: `/dev/loop9p${i + 1}`, start: Number(start), size: Number(size), type: type! };
       }),
     };
-    expect(compareWithPlan(mbr, table, new Map()).differences).toEqual([]);
+    expect(compareWithLayout(mbr, table, new Map()).differences).toEqual([]);
     table.partitions![3]!.size += 2048;
-    expect(compareWithPlan(mbr, table, new Map()).differences).toEqual([expect.stringMatching(/the extended partition is at/)]);
+    expect(compareWithLayout(mbr, table, new Map()).differences).toEqual([expect.stringMatching(/the extended partition is at/)]);
   });
 });

@@ -1,4 +1,4 @@
-import type { AppliedPartition, Plan } from './types.js';
+import type { AppliedPartition, ResolvedLayout } from './types.js';
 
 /** What `sfdisk --json` prints. */
 export interface SfdiskJson {
@@ -18,30 +18,30 @@ const EXTENDED_TYPES = [0x05, 0x0f, 0x85];
 
 /**
  * Compares a table read back with sfdisk and the filesystems blkid found (by partition number)
- * with the plan, listing every difference in words. Pure, so each rule can be shown to catch
+ * with the resolved layout, listing every difference in words. Pure, so each rule can be shown to catch
  * what it is meant to.
  */
-export function compareWithPlan(
-  plan: Plan,
+export function compareWithLayout(
+  layout: ResolvedLayout,
   table: SfdiskTable,
   filesystems: Map<number, Record<string, string>>,
   nodes: Map<number, string> = new Map(),
 ): { differences: string[]; partitions: AppliedPartition[] } {
   const diffs: string[] = [];
-  const wantLabel = plan.table === 'gpt' ? 'gpt' : 'dos';
+  const wantLabel = layout.table === 'gpt' ? 'gpt' : 'dos';
   if (table.label !== wantLabel) diffs.push(`the table is ${table.label}, not ${wantLabel}`);
-  if (table.sectorsize !== undefined && table.sectorsize !== plan.sectorSize) diffs.push(`the sector size is ${table.sectorsize}, not ${plan.sectorSize}`);
-  if (plan.diskId && (table.id ?? '').toLowerCase() !== plan.diskId.toLowerCase()) diffs.push(`the disk id is ${table.id}, not ${plan.diskId}`);
+  if (table.sectorsize !== undefined && table.sectorsize !== layout.sectorSize) diffs.push(`the sector size is ${table.sectorsize}, not ${layout.sectorSize}`);
+  if (layout.diskId && (table.id ?? '').toLowerCase() !== layout.diskId.toLowerCase()) diffs.push(`the disk id is ${table.id}, not ${layout.diskId}`);
 
   const byNumber = new Map((table.partitions ?? []).map((p) => [partitionNumber(p.node), p]));
-  const expected = new Set(plan.partitions.map((p) => p.number));
-  if (plan.extended) {
-    expected.add(plan.extended.number);
-    const ext = byNumber.get(plan.extended.number);
+  const expected = new Set(layout.partitions.map((p) => p.number));
+  if (layout.extended) {
+    expected.add(layout.extended.number);
+    const ext = byNumber.get(layout.extended.number);
     if (!ext) diffs.push('the extended partition is missing');
     else {
-      if (ext.start !== plan.extended.start || ext.size !== plan.extended.size) {
-        diffs.push(`the extended partition is at ${ext.start}+${ext.size}, not ${plan.extended.start}+${plan.extended.size}`);
+      if (ext.start !== layout.extended.start || ext.size !== layout.extended.size) {
+        diffs.push(`the extended partition is at ${ext.start}+${ext.size}, not ${layout.extended.start}+${layout.extended.size}`);
       }
       if (!EXTENDED_TYPES.includes(parseInt(ext.type, 16))) diffs.push(`the extended partition has type ${ext.type}`);
     }
@@ -49,7 +49,7 @@ export function compareWithPlan(
   for (const n of byNumber.keys()) if (!expected.has(n)) diffs.push(`partition ${n} is on the disk but not in the plan`);
 
   const partitions: AppliedPartition[] = [];
-  for (const want of plan.partitions) {
+  for (const want of layout.partitions) {
     const got = byNumber.get(want.number);
     const what = `partition ${want.number} (${want.name})`;
     if (!got) {
@@ -58,11 +58,11 @@ export function compareWithPlan(
     }
     if (got.start !== want.start) diffs.push(`${what} starts at sector ${got.start}, not ${want.start}`);
     if (got.size !== want.size) diffs.push(`${what} has ${got.size} sectors, not ${want.size}`);
-    const typeOk = plan.table === 'gpt' ? got.type.toUpperCase() === want.typeCode : parseInt(got.type, 16) === parseInt(want.typeCode, 16);
+    const typeOk = layout.table === 'gpt' ? got.type.toUpperCase() === want.typeCode : parseInt(got.type, 16) === parseInt(want.typeCode, 16);
     if (!typeOk) diffs.push(`${what} has type ${got.type}, not ${want.typeCode}`);
-    const bootable = plan.table === 'gpt' ? (got.attrs ?? '').includes('LegacyBIOSBootable') : got.bootable === true;
+    const bootable = layout.table === 'gpt' ? (got.attrs ?? '').includes('LegacyBIOSBootable') : got.bootable === true;
     if (bootable !== want.bootable) diffs.push(`${what} is ${bootable ? '' : 'not '}flagged bootable`);
-    if (plan.table === 'gpt') {
+    if (layout.table === 'gpt') {
       if ((got.name ?? '') !== gptName(want.name)) diffs.push(`${what} is named "${got.name ?? ''}"`);
       if (want.partuuid && (got.uuid ?? '').toUpperCase() !== want.partuuid) diffs.push(`${what} has PARTUUID ${got.uuid}, not ${want.partuuid}`);
     }
@@ -99,7 +99,7 @@ export function compareWithPlan(
   return { differences: diffs, partitions };
 }
 
-/** sfdisk's script syntax has no escape for quotes, so the planner writes them as underscores. */
+/** sfdisk's script syntax has no escape for quotes, so the resolver writes them as underscores. */
 export function gptName(name: string): string {
   return name.replace(/["\\]/g, '_');
 }

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { execa, type ResultPromise } from 'execa';
 import { findTool, ImagepeError, parseSize, removeQuietly, run, tail, ToolMissingError } from '../core/index.js';
-import { parseEventLine, type AgentEvent } from '../agent/events.js';
+import { parseEventLine, type AgentEvent } from '../agent/events/index.js';
 import { detectAccelerator, kvmProbe, type AccelDecision, type AcceleratorChoice } from './accel.js';
 import { qemuArgs, type GuestForward, type PortForward } from './args.js';
 import { QmpClient } from './qmp.js';

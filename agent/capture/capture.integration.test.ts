@@ -6,10 +6,10 @@ import { run } from '../../core/index.js';
 import * as imaging from '../../imaging/index.js';
 import * as partition from '../../partition/index.js';
 import { removeDir, sparseFile, tempDir } from '../../test-support/tree.js';
-import { sha256File } from '../deploy/check.js';
-import { deploy } from '../deploy/deploy.js';
-import { CaptureEventSchema, type CaptureEvent, type DeployEvent } from '../deploy/events.js';
-import { AgentEventSchema } from '../events.js';
+import { sha256File } from '../deploy/index.js';
+import { deploy } from '../deploy/index.js';
+import { CaptureEventSchema, type CaptureEvent, type DeployEvent } from '../events/index.js';
+import { AgentEventSchema } from '../events/index.js';
 import { parseCapturePlan, parsePlan, type CapturePlanInput } from '../plan/index.js';
 import { capture } from './capture.js';
 import { LAYOUT_PROPERTY, parseRecordedLayout } from './record-layout.js';
@@ -57,7 +57,7 @@ async function withMounted<T>(image: string, part: number, fn: (root: string) =>
 
 async function makeDisk(image: string, sizeBytes: number, layout: partition.LayoutInput): Promise<void> {
   await sparseFile(image, sizeBytes);
-  await partition.apply(partition.plan(partition.parseLayout(layout), await partition.describeDisk(image)));
+  await partition.apply(partition.resolveLayout(partition.parseLayout(layout), await partition.describeDisk(image)));
 }
 
 async function tableOf(image: string): Promise<partition.SfdiskTable> {

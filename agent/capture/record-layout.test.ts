@@ -1,4 +1,4 @@
-import { parseLayout, plan as planLayout, type SfdiskTable } from '../../partition/index.js';
+import { parseLayout, resolveLayout as planLayout, type SfdiskTable } from '../../partition/index.js';
 import { parseRecordedLayout, recordLayout } from './record-layout.js';
 
 // As sfdisk --json and blkid --probe print them for a disk partition/ made: ESP, bios-boot, root.

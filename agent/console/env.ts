@@ -1,7 +1,6 @@
 import type { CaptureRunOptions, CaptureRunResult } from '../capture/index.js';
 import type { DeployOptions, DeployResult } from '../deploy/index.js';
-import type { DeployEvent } from '../deploy/events.js';
-import type { Disk } from '../events.js';
+import type { Disk, RunEvent } from '../events/index.js';
 import type { CapturePlan, DeployPlan, MachineFacts } from '../plan/index.js';
 import type { MapOptions, MappedShare, ShareCredentials } from '../share/index.js';
 
@@ -18,7 +17,7 @@ export interface SessionEnv {
   deploy(plan: DeployPlan, options: DeployOptions): Promise<DeployResult>;
   capture(plan: CapturePlan, options: CaptureRunOptions): Promise<CaptureRunResult>;
   /** Also gets every event of a run (the agent's log and the other consoles). */
-  events?: (event: DeployEvent) => void;
+  events?: (event: RunEvent) => void;
   /** Waits until the network is up; called before an smb or nfs share is mapped. */
   waitForNetwork?: () => Promise<unknown>;
 }

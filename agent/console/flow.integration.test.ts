@@ -6,8 +6,8 @@ import { removeDir, sparseFile, tempDir } from '../../test-support/tree.js';
 import { ScriptedTerminal, type Turn } from '../../test-support/scripted-terminal.js';
 import type { CaptureRunOptions, CaptureRunResult } from '../capture/index.js';
 import type { DeployOptions, DeployResult } from '../deploy/index.js';
-import { makeDeployEvent, type DeployEvent } from '../deploy/events.js';
-import type { Disk } from '../events.js';
+import { makeDeployEvent, type RunEvent } from '../events/index.js';
+import type { Disk } from '../events/index.js';
 import { FROM_IMAGE, type CapturePlan, type DeployPlan } from '../plan/index.js';
 import { mapShare, type MapOptions } from '../share/index.js';
 import { CLAIM_PROMPT } from './claim.js';
@@ -62,7 +62,7 @@ beforeAll(async () => {
       { name: 'root', size: 'rest', type: 'linux', format: 'ext4', label: 'root' },
     ],
   });
-  await partition.apply(partition.plan(layout, await partition.describeDisk(usedLoop)));
+  await partition.apply(partition.resolveLayout(layout, await partition.describeDisk(usedLoop)));
   used = { path: usedLoop, size: 64 * MiB, model: null, removable: false, readOnly: false };
   blank = { path: await attach(await sparseFile(join(work, 'blank.img'), 32 * MiB)), size: 32 * MiB, model: 'BLANK DISK', removable: false, readOnly: false };
 }, 120_000);
@@ -76,7 +76,7 @@ interface Recorder {
   env: SessionEnv;
   deploys: { plan: DeployPlan; options: DeployOptions }[];
   captures: { plan: CapturePlan; options: CaptureRunOptions }[];
-  events: DeployEvent[];
+  events: RunEvent[];
 }
 
 /** The session's environment with recording runners; `deployFails` makes the first deploy fail at apply. */

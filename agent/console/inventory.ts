@@ -3,7 +3,7 @@ import { join, posix } from 'node:path';
 import { formatBytes, run, type RunOptions } from '../../core/index.js';
 import * as imaging from '../../imaging/index.js';
 import { probeFilesystem } from '../../partition/index.js';
-import type { Disk } from '../events.js';
+import type { Disk } from '../events/index.js';
 
 /** One image of one WIM on the share, as the technician picks it. */
 export interface ShareImage {

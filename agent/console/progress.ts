@@ -1,4 +1,5 @@
-import type { DeployEvent } from '../deploy/events.js';
+import { ProgressGate } from '../../core/progress.js';
+import type { RunEvent } from '../events/index.js';
 import { screenLine } from '../screen.js';
 import { ascii, truncate, WIDTH, wrap } from './render.js';
 import type { Terminal } from './terminal.js';
@@ -32,15 +33,11 @@ export function fitEventText(text: string, style: Terminal['progress']): string 
  * throttled to what the terminal can show: a redraw four times a second on a screen, a line
  * every two seconds on a serial line. The last progress event of a phase always shows.
  */
-export function eventPrinter(term: Terminal, now: () => number = Date.now): (event: DeployEvent) => void {
-  const interval = term.progress === 'lines' ? LINE_PROGRESS_MS : REDRAW_PROGRESS_MS;
-  let last = Number.NEGATIVE_INFINITY;
+export function eventPrinter(term: Terminal, now: () => number = Date.now): (event: RunEvent) => void {
+  // One gate for every phase: a terminal shows one progress line at a time.
+  const gate = new ProgressGate({ everyMs: term.progress === 'lines' ? LINE_PROGRESS_MS : REDRAW_PROGRESS_MS }, now);
   return (event) => {
-    if (event.type === 'progress') {
-      const final = event.total !== undefined && event.done >= event.total;
-      if (!final && now() - last < interval) return;
-      last = now();
-    }
+    if (event.type === 'progress' && !gate.pass('progress', event)) return;
     const text = screenLine(event);
     if (text !== undefined) term.write(fitEventText(text, term.progress));
   };

@@ -1,4 +1,4 @@
-import { makeDeployEvent } from '../deploy/events.js';
+import { makeDeployEvent } from '../events/index.js';
 import type { DiskRow, PartitionRow, ShareImage } from './inventory.js';
 import { eventPrinter, fitEventText } from './progress.js';
 import { formatWhen, renderNumbered, renderTable, truncate, WIDTH, wrap } from './render.js';

@@ -1,5 +1,5 @@
 import { formatDuration } from '../../core/index.js';
-import type { DeployEvent, FailedEvent } from '../deploy/events.js';
+import type { FailedEvent, RunEvent } from '../events/index.js';
 import type { Outcome, SessionEnv } from './env.js';
 import { eventPrinter } from './progress.js';
 import type { Terminal } from './terminal.js';
@@ -14,13 +14,13 @@ export async function runJob<R>(
   env: SessionEnv,
   action: Outcome['action'],
   what: string,
-  job: (events: (event: DeployEvent) => void) => Promise<R>,
+  job: (events: (event: RunEvent) => void) => Promise<R>,
   describe: (result: R, durationMs: number) => string[],
   now: () => number = Date.now,
 ): Promise<Outcome> {
   const show = eventPrinter(term, now);
   let failed: FailedEvent | undefined;
-  const events = (event: DeployEvent) => {
+  const events = (event: RunEvent) => {
     if (event.type === 'failed') failed = event;
     show(event);
     env.events?.(event);

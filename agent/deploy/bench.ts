@@ -172,7 +172,7 @@ export function parseTimeMaxRssKiB(text: string): number {
 }
 
 async function wimlibApply(wim: string, image: string): Promise<number> {
-  const planned = partition.plan(partition.parseLayout(LAYOUT), await partition.describeDisk(image));
+  const planned = partition.resolveLayout(partition.parseLayout(LAYOUT), await partition.describeDisk(image));
   await partition.apply(planned);
   const loop = (await run('losetup', ['--find', '--show', '--partscan', image])).stdout.trim();
   const mnt = `${image}.mnt`;

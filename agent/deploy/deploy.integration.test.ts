@@ -8,9 +8,9 @@ import { capture, generalize } from '../../imaging/index.js';
 import { removeDir, sparseFile, tempDir } from '../../test-support/tree.js';
 import { parsePlan, type DeployPlanInput } from '../plan/index.js';
 import { specializeLinux } from '../specialize/index.js';
-import { sha256File } from './check.js';
-import { deploy } from './deploy.js';
-import { DeployEventSchema, type DeployEvent } from './events.js';
+import { sha256File } from './index.js';
+import { deploy } from './index.js';
+import { DeployEventSchema, type DeployEvent } from '../events/index.js';
 
 // A tiny reference system (busybox, an init, the host's kernel) is generalized, captured into a
 // file:// "share" and deployed into sparse disk images through loop devices; every assertion

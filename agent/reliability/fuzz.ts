@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { ImagepeError } from '../../core/index.js';
-import { LayoutError, LayoutSchema, plan as planLayout, type Disk, type LayoutInput } from '../../partition/index.js';
+import { LayoutError, LayoutSchema, resolveLayout as planLayout, type Disk, type LayoutInput } from '../../partition/index.js';
 import { parsePlan, parsePlanText, PlanError } from '../plan/index.js';
 
 // Broken deploy plans, made from one valid plan by a single mutation each, so that every

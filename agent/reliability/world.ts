@@ -4,7 +4,7 @@ import { copyFile, mkdir, open, readFile, rm, symlink, truncate, writeFile } fro
 import { join } from 'node:path';
 import { run } from '../../core/index.js';
 import { capture, generalize } from '../../imaging/index.js';
-import { sha256File } from '../deploy/check.js';
+import { sha256File } from '../deploy/index.js';
 import type { DeployPlanInput } from '../plan/index.js';
 
 // The host-side world the reliability tests and the bench deploy into: a small Linux tree

@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { formatBytes, formatDuration } from '../../core/index.js';
 import { deploy, type DeployResult, type DiskSummary } from '../../agent/deploy/index.js';
 import { loadPlan } from '../../agent/plan/index.js';
-import { renderPlanTable } from '../../partition/index.js';
+import { renderLayoutTable } from '../../partition/index.js';
 import { printJson } from '../output.js';
 import { withSteps } from '../steps.js';
 import { summary } from './plan.js';
@@ -53,7 +53,7 @@ export const deployCommand: CommandModule<{ json: boolean }, DeployArgs> = {
 };
 
 async function ask(s: DiskSummary, planText: string): Promise<boolean> {
-  process.stderr.write(`${planText}\n${renderPlanTable(s.plan)}\n`);
+  process.stderr.write(`${planText}\n${renderLayoutTable(s.layout)}\n`);
   process.stderr.write(s.holds.length ? `${s.disk} holds: ${s.holds.join('; ')}\n` : `${s.disk} is blank\n`);
   return askYes(`Erase ${s.disk} (${formatBytes(s.sizeBytes)}) and deploy this plan?`);
 }

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { ImagepeError, formatBytes, type ImagepeEvent } from '../../core/index.js';
-import { apply, loadLayout, plan, renderPlanTable, renderSfdiskScript, resolveTarget, type Plan, type Result } from '../../partition/index.js';
+import { apply, chooseDisk, describeDisk, loadLayout, renderLayoutTable, renderSfdiskScript, resolveLayout, type ResolvedLayout, type Result } from '../../partition/index.js';
 import { printJson } from '../output.js';
 import { askYes, requireTerminal } from '../confirm.js';
 
@@ -20,36 +20,38 @@ export const partitionCommand: CommandModule<{ json: boolean }, PartitionArgs> =
     y
       .option('layout', { type: 'string', demandOption: true, describe: 'Layout file (YAML or JSON)' })
       .option('disk', { type: 'string', describe: 'Block device or disk image file; defaults to the disk the layout names' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'Show the plan and the sfdisk script; change nothing' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'Show the layout resolved against the disk and the sfdisk script; change nothing' })
       .option('yes', { type: 'boolean', default: false, describe: 'Do not ask before writing' })
       .option('sector-size', { type: 'number', choices: [512, 4096], describe: 'Sector size to use for a disk image file (4096 for 4Kn)' })
       .example('$0 partition --layout templates/layouts/uefi-bios-gpt.yaml --disk /dev/sdb --dry-run', 'show what would be written')
       .example('$0 partition --layout layout.yaml --disk disk.img --yes --json', 'partition an image file without asking'),
   handler: async (args) => {
     const layout = await loadLayout(args.layout);
-    const disk = await resolveTarget(layout.disk, args.disk, args['sector-size'] !== undefined ? { sectorSize: args['sector-size'] } : {});
-    const planned = plan(layout, disk);
+    const chosen = await chooseDisk({ purpose: 'partitioned', path: args.disk, target: layout.disk, missingHint: 'Pass --disk PATH, or give the layout a disk: { path } or a rule.' });
+    const disk = await describeDisk(chosen.path, args['sector-size'] !== undefined ? { sectorSize: args['sector-size'] } : {});
+    const resolved = resolveLayout(layout, disk);
 
     if (args['dry-run']) {
-      if (args.json) printJson({ type: 'plan', plan: planSummary(planned), sfdiskScript: renderSfdiskScript(planned) });
-      else process.stdout.write(`${renderPlanTable(planned)}\nsfdisk script:\n${renderSfdiskScript(planned)}`);
+      // The JSON keeps the key "plan" it always had: scripts read it.
+      if (args.json) printJson({ type: 'plan', plan: layoutSummary(resolved), sfdiskScript: renderSfdiskScript(resolved) });
+      else process.stdout.write(`${renderLayoutTable(resolved)}\nsfdisk script:\n${renderSfdiskScript(resolved)}`);
       return;
     }
 
-    if (!args.yes) await confirm(planned);
+    if (!args.yes) await confirm(resolved);
 
-    const result = await apply(planned, { events: args.json ? (e) => printJson(e) : printEvent });
+    const result = await apply(resolved, { events: args.json ? (e) => printJson(e) : printEvent });
     if (args.json) printJson({ type: 'result', result });
     else process.stdout.write(renderResult(result));
   },
 };
 
-async function confirm(planned: Plan): Promise<void> {
-  requireTerminal(`not partitioning ${planned.disk.path} without confirmation`, 'Pass --yes to partition without asking (stdin is not a terminal), or --dry-run to only see the plan.');
-  process.stderr.write(renderPlanTable(planned));
-  const what = planned.wipe ? 'erase everything on it and write this layout' : 'write this layout';
-  if (!(await askYes(`\n${what} to ${planned.disk.path} (${formatBytes(planned.disk.sizeBytes)})?`))) {
-    throw new ImagepeError('CANCELLED', `partitioning ${planned.disk.path} was cancelled`);
+async function confirm(resolved: ResolvedLayout): Promise<void> {
+  requireTerminal(`not partitioning ${resolved.disk.path} without confirmation`, 'Pass --yes to partition without asking (stdin is not a terminal), or --dry-run to only see the resolved layout.');
+  process.stderr.write(renderLayoutTable(resolved));
+  const what = resolved.wipe ? 'erase everything on it and write this layout' : 'write this layout';
+  if (!(await askYes(`\n${what} to ${resolved.disk.path} (${formatBytes(resolved.disk.sizeBytes)})?`))) {
+    throw new ImagepeError('CANCELLED', `partitioning ${resolved.disk.path} was cancelled`);
   }
 }
 
@@ -58,7 +60,7 @@ function printEvent(e: ImagepeEvent): void {
   if (e.type === 'message') process.stderr.write(`${e.level}: ${e.text}\n`);
 }
 
-function planSummary(p: Plan): Record<string, unknown> {
+function layoutSummary(p: ResolvedLayout): Record<string, unknown> {
   const { layout: _layout, ...rest } = p;
   return rest;
 }

@@ -3,43 +3,31 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, stat } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CancelledError, ImagepeError, RateMeter, temporarySibling, removeQuietly } from '../../core/index.js';
-
-export interface HashProgress {
-  phase: string;
-  done: number;
-  total?: number;
-  rate?: number;
-  etaSeconds?: number;
-}
+import { CancelledError, ImagepeError, RateMeter, temporarySibling, removeQuietly, type Progress } from '../../core/index.js';
 
 export interface HashOptions {
-  onProgress?: (p: HashProgress) => void;
+  /** Every chunk's progress, in bytes; the consumer decides how often to pass it on (core's ProgressGate). */
+  onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
 }
 
-/** A pass-through that hashes and counts what flows by, reporting at most every 250 ms. */
+/** A pass-through that hashes and counts what flows by. */
 function meter(phase: string, total: number | undefined, options: HashOptions): { stream: Transform; digest: () => string; bytes: () => number } {
   const hash = createHash('sha256');
   const rate = new RateMeter();
   let done = 0;
-  let last = 0;
-  const report = (force: boolean) => {
-    const now = Date.now();
-    if (!force && now - last < 250) return;
-    last = now;
-    options.onProgress?.({ phase, done, ...(total !== undefined ? { total } : {}), ...rate.sample(done, total) });
-  };
+  const report = () => options.onProgress?.({ phase, unit: 'bytes', done, ...(total !== undefined ? { total } : {}), ...rate.sample(done, total) });
   rate.sample(0, total);
   const stream = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       hash.update(chunk);
       done += chunk.length;
-      report(false);
+      report();
       cb(null, chunk);
     },
     flush(cb) {
-      report(true);
+      // The last report says done == total even when the final chunk was reported already.
+      report();
       cb();
     },
   });

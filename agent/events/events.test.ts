@@ -1,7 +1,7 @@
-import { EVENT_SCHEMA_VERSION } from '../events.js';
-import { stderrTailOf } from './deploy.js';
-import { AgentEventSchema } from '../events.js';
-import { CAPTURE_STEPS, CaptureEventSchema, DeployEventSchema, makeCaptureEvent, makeDeployEvent, type DeployEventBody } from './events.js';
+import { EVENT_SCHEMA_VERSION } from './index.js';
+import { stderrTailOf } from '../../core/index.js';
+import { AgentEventSchema } from './index.js';
+import { CAPTURE_STEPS, CaptureEventSchema, DeployEventSchema, makeCaptureEvent, makeDeployEvent, type DeployEventBody } from './index.js';
 import { CommandFailedError, ImagepeError } from '../../core/index.js';
 
 describe('deploy events', () => {

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { GiB, MiB, ImagepeError } from '../core/index.js';
-import { LayoutError, fat32MinimumBytes, parseLayout, plan, renderPlanTable, renderSfdiskScript, type Disk, type LayoutInput, type Plan } from './index.js';
+import { LayoutError, fat32MinimumBytes, parseLayout, resolveLayout, renderLayoutTable, renderSfdiskScript, type Disk, type LayoutInput, type ResolvedLayout } from './index.js';
 
 const TiB = 1024 * GiB;
 const disk = (sizeBytes: number, sectorSize = 512): Disk => ({ path: '/dev/test', sizeBytes, sectorSize });
-const planOf = (layout: LayoutInput, d: Disk = disk(8 * GiB)): Plan => plan(parseLayout(layout), d);
+const planOf = (layout: LayoutInput, d: Disk = disk(8 * GiB)): ResolvedLayout => resolveLayout(parseLayout(layout), d);
 
 function problemsOf(layout: LayoutInput, d: Disk = disk(8 * GiB)): string[] {
   try {
@@ -322,7 +322,7 @@ describe('rendering', () => {
   });
 
   it('renders a human table with one row per partition', () => {
-    const table = renderPlanTable(planOf(uefiBios));
+    const table = renderLayoutTable(planOf(uefiBios));
     expect(table).toMatch(/^\/dev\/test: 8\.00 GiB, 16777216 sectors of 512 bytes, GPT\n/);
     expect(table).toMatch(/\n1 +ESP +2048 +1050623 +1048576 +512 MiB +esp +vfat/);
     expect(table.trim().split('\n')).toHaveLength(5);
@@ -356,7 +356,7 @@ describe('plan: properties', () => {
   it('random valid layouts never overlap, stay aligned and fit the disk; invalid ones are refused with reasons', () => {
     fc.assert(
       fc.property(layoutArb, ({ layout, disk: d }) => {
-        let p: Plan;
+        let p: ResolvedLayout;
         try {
           p = planOf(layout, d);
         } catch (e) {

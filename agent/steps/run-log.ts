@@ -1,15 +1,14 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CaptureEvent, DeployEvent } from './events.js';
 
 /**
- * Everything the deploy (or a capture) said, one JSON event a line, kept in memory so it can be written to the
- * share at the end: the PE's own disk is RAM and gone after the reboot.
+ * Everything a run said, one JSON event a line, kept in memory so it can be written to the share
+ * at the end: the PE's own disk is RAM and gone after the reboot.
  */
-export class DeployLog {
+export class RunLog {
   private readonly lines: string[] = [];
 
-  add(event: DeployEvent | CaptureEvent): void {
+  add(event: { imagepe: number; type: string }): void {
     this.lines.push(JSON.stringify(event));
   }
 
@@ -22,11 +21,11 @@ export class DeployLog {
     return `${this.lines.join('\n')}\n`;
   }
 
-  /** Writes logs/<name>-<time>.log under the share folder; returns its path. */
-  async writeTo(shareRoot: string, name: string, when: Date = new Date()): Promise<string> {
-    const dir = join(shareRoot, 'logs');
-    await mkdir(dir, { recursive: true });
-    const file = join(dir, `${logName(name)}-${when.toISOString().replace(/[:.]/g, '-')}.log`);
+  /** Writes logs/<name>-<time>.log under `dir`; returns its path. Never overwrites a file. */
+  async writeTo(dir: string, name: string, when: Date = new Date()): Promise<string> {
+    const logs = join(dir, 'logs');
+    await mkdir(logs, { recursive: true });
+    const file = join(logs, `${logName(name)}-${when.toISOString().replace(/[:.]/g, '-')}.log`);
     await writeFile(file, this.text(), { flag: 'wx' });
     return file;
   }

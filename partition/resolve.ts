@@ -1,6 +1,6 @@
 import { ImagepeError, formatBytes, parseSize, MiB } from '../core/index.js';
 import { GUID_PATTERN, MBR_TYPE_PATTERN, type Layout, type PartitionSpec, type PartitionTypeName } from './schema.js';
-import { LayoutError, type Disk, type Plan, type PlannedPartition } from './types.js';
+import { LayoutError, type Disk, type ResolvedLayout, type ResolvedPartition } from './types.js';
 import { gptName } from './verify.js';
 
 export const GPT_TYPES: Record<PartitionTypeName, string> = {
@@ -48,7 +48,7 @@ const GUID_FORMATS = new Set(['ext4', 'xfs', 'swap']);
  * Turns a layout into exact sectors for one disk, or explains every reason it cannot.
  * Pure: the disk is described, not opened.
  */
-export function plan(layout: Layout, disk: Disk): Plan {
+export function resolveLayout(layout: Layout, disk: Disk): ResolvedLayout {
   const problems: string[] = [];
   const warnings: string[] = [];
   const ss = disk.sectorSize;
@@ -114,10 +114,10 @@ export function plan(layout: Layout, disk: Disk): Plan {
 
   if (problems.length > 0) throw new LayoutError(problems, `the layout on ${disk.path} (${formatBytes(disk.sizeBytes)}, ${ss}-byte sectors)`);
 
-  const partitions: PlannedPartition[] = layout.partitions.map((p, i) => {
+  const partitions: ResolvedPartition[] = layout.partitions.map((p, i) => {
     const r = resolved[i]!;
     const slot = placed.slots[i]!;
-    const planned: PlannedPartition = {
+    const part: ResolvedPartition = {
       number: slot.number,
       name: p.name,
       kind: slot.kind,
@@ -129,14 +129,14 @@ export function plan(layout: Layout, disk: Disk): Plan {
       format: p.format,
       bootable: p.flags.includes('bootable'),
     };
-    if (p.label !== undefined) planned.label = p.label;
-    if (p.uuid !== undefined) planned.uuid = normaliseFsUuid(p.uuid, p.format);
-    if (p.partuuid !== undefined) planned.partuuid = p.partuuid.toUpperCase();
-    if (p.mount !== undefined) planned.mount = p.mount;
-    return planned;
+    if (p.label !== undefined) part.label = p.label;
+    if (p.uuid !== undefined) part.uuid = normaliseFsUuid(p.uuid, p.format);
+    if (p.partuuid !== undefined) part.partuuid = p.partuuid.toUpperCase();
+    if (p.mount !== undefined) part.mount = p.mount;
+    return part;
   });
 
-  const result: Plan = {
+  const result: ResolvedLayout = {
     layout,
     disk,
     table: layout.table,
@@ -177,7 +177,7 @@ function resolvePartition(p: PartitionSpec, i: number, layout: Layout, disk: Dis
   } else if (MBR_TYPE_PATTERN.test(p.type)) {
     const byte = parseInt(p.type.replace(/^0x/i, ''), 16);
     if (!gpt && byte === 0) problems.push(`${what} has MBR type 0x00, which marks an unused slot`);
-    else if (!gpt && [0x05, 0x0f, 0x85].includes(byte)) problems.push(`${what} has an extended-partition type; the planner adds the extended partition itself`);
+    else if (!gpt && [0x05, 0x0f, 0x85].includes(byte)) problems.push(`${what} has an extended-partition type; imagepe adds the extended partition itself`);
     else if (gpt) problems.push(`${what} has an MBR type byte (${p.type}) but the table is gpt; give a type name or a GPT type GUID`);
     else typeCode = byte.toString(16);
   }
@@ -346,7 +346,7 @@ function fsUuidValid(uuid: string, format: string): boolean {
   return GUID_FORMATS.has(format) && GUID_PATTERN.test(uuid);
 }
 
-/** The UUID as blkid prints it, so a plan compares equal to what is read back. */
+/** The UUID as blkid prints it, so a resolved layout compares equal to what is read back. */
 function normaliseFsUuid(uuid: string, format: string): string {
   if (format === 'vfat') {
     const hex = uuid.replace('-', '').toUpperCase();
@@ -357,7 +357,7 @@ function normaliseFsUuid(uuid: string, format: string): string {
 }
 
 /** The script sfdisk reads from stdin to write exactly this table. */
-export function renderSfdiskScript(p: Plan): string {
+export function renderSfdiskScript(p: ResolvedLayout): string {
   const lines = [`label: ${p.table === 'gpt' ? 'gpt' : 'dos'}`];
   if (p.diskId) lines.push(`label-id: ${p.diskId}`);
   lines.push('unit: sectors', `sector-size: ${p.sectorSize}`);
@@ -381,14 +381,14 @@ export function renderSfdiskScript(p: Plan): string {
   return `${lines.join('\n')}\n${entries.join('\n')}\n`;
 }
 
-/** The plan as a table for --dry-run and the confirmation prompt. */
-export function renderPlanTable(p: Plan): string {
+/** The resolved layout as a table, for --dry-run and the confirmation prompt. */
+export function renderLayoutTable(p: ResolvedLayout): string {
   const head = `${p.disk.path}: ${formatBytes(p.disk.sizeBytes)}, ${p.totalSectors} sectors of ${p.sectorSize} bytes, ${p.table === 'gpt' ? 'GPT' : 'MBR'}${p.wipe ? ', wipe first' : ''}`;
   const rows: string[][] = [['#', 'Name', 'Start', 'End', 'Sectors', 'Size', 'Type', 'Format', 'Label', 'Mount']];
-  const all = [...p.partitions.map((part) => ({ part, ext: undefined as Plan['extended'] }))];
+  const all = [...p.partitions.map((part) => ({ part, ext: undefined as ResolvedLayout["extended"] }))];
   if (p.extended) {
     const at = all.findIndex((r) => r.part.kind === 'logical');
-    all.splice(at, 0, { part: undefined as unknown as PlannedPartition, ext: p.extended });
+    all.splice(at, 0, { part: undefined as unknown as ResolvedPartition, ext: p.extended });
   }
   for (const { part, ext } of all) {
     if (ext) {

@@ -1,0 +1,151 @@
+import { ImagepeError, formatBytes } from '../../core/index.js';
+import type * as imaging from '../../imaging/index.js';
+import * as partition from '../../partition/index.js';
+import type { GrubResult } from '../bootloader/index.js';
+import type { DeployEventSink } from '../events/index.js';
+import type { DeployPlan, MachineFacts } from '../plan/index.js';
+import type { MappedShare } from '../share/index.js';
+import { need } from '../steps/index.js';
+
+/** What deploy asks a confirm callback about, once the disk is chosen and read and before anything is written. */
+export interface DiskSummary {
+  /** The disk as named: a block device or an image file. */
+  disk: string;
+  device: string;
+  sizeBytes: number;
+  /** What the disk holds now, in words; empty when blank. */
+  holds: string[];
+  /** The layout resolved against this disk: what will be written. */
+  layout: partition.ResolvedLayout;
+}
+
+export interface DeployOptions {
+  /** A block device or disk image file; overrides target.disk of the plan. */
+  disk?: string;
+  events?: DeployEventSink;
+  signal?: AbortSignal;
+  /** The user has agreed to overwrite the disk. Without it, confirm is asked; without both, deploy refuses. */
+  yes?: boolean;
+  confirm?: (summary: DiskSummary) => Promise<boolean>;
+  /** Machine facts for hostname tokens (default: read from sysfs). */
+  facts?: MachineFacts;
+  /** Where the boot medium is mounted, or its device, for media: sources. */
+  mediaRoot?: string;
+  mediaDevice?: string;
+  /** Where an http(s) image is downloaded to (default: the system temp dir). */
+  scratchDir?: string;
+  /** The device the PE booted from: never deployed to, not even when named. */
+  bootMedium?: string;
+  /** Sector size to attach a disk image file with (default 512). */
+  sectorSize?: number;
+  /** The plan's file name, for the log. */
+  planFile?: string;
+}
+
+export interface DeployResult {
+  disk: string;
+  device: string;
+  hostname: string | undefined;
+  machineId: string | undefined;
+  partitions: partition.AppliedPartition[];
+  bootloader: GrubResult | undefined;
+  /** Where the log was written on the share, if it was. */
+  logFile: string | undefined;
+  durationMs: number;
+}
+
+/**
+ * What the deploy's steps know, filled in as they go (mkosi's context over its stages): each
+ * field names the step that sets it. Later steps read earlier ones through need(), which fails
+ * loudly if the step list was put in the wrong order.
+ */
+export interface DeployContext {
+  /** The answer file; check replaces it when the layout comes from the image. */
+  plan: DeployPlan;
+  readonly options: DeployOptions;
+  /** plan: the host name with its tokens filled in. */
+  hostname?: string | undefined;
+  /** The disk as the user named it; disk sets it from the rule when none was named. */
+  diskShown: string;
+  /** disk: the block device written (the loop device of an image file). */
+  device?: string;
+  disk?: partition.Disk;
+  /** disk: what the disk held, in words. */
+  holds: string[];
+  /** disk (or check, for layout: from-image): the layout resolved against the disk. */
+  layout?: partition.ResolvedLayout | undefined;
+  /** share */
+  share?: MappedShare;
+  /** check: the WIM as a local file, and the images the plan's apply entries name. */
+  wimPath?: string;
+  images?: imaging.WimImage[];
+  /** partition: the partition nodes; format (or partition, with nothing to format): the read-back result. */
+  nodes?: Map<number, string>;
+  applied?: partition.AppliedPartition[];
+  /** apply: where the target's filesystems are mounted as one tree. */
+  targetRoot?: string;
+  /** specialize */
+  machineId?: string | undefined;
+  /** bootloader */
+  grub?: GrubResult | undefined;
+}
+
+/** Resolves a layout against the context's disk, with the plan's wipe and firmware; messages name the disk as the user did. */
+export function resolveTargetLayout(ctx: DeployContext, layout: partition.Layout): partition.ResolvedLayout {
+  const { plan } = ctx;
+  const disk = need(ctx.disk, 'the disk');
+  const device = need(ctx.device, 'the disk device');
+  try {
+    return partition.resolveLayout({ ...layout, wipe: plan.target.wipe || layout.wipe, ...(plan.bootloader.type === 'grub' ? { firmware: plan.bootloader.firmware } : {}) }, disk);
+  } catch (e) {
+    // The resolver names the device it was given; for an image file that is a loop device the user never named.
+    if (e instanceof partition.LayoutError && device !== ctx.diskShown) throw new partition.LayoutError(e.problems, `the layout on ${ctx.diskShown} (${device}, ${formatBytes(disk.sizeBytes)}, ${disk.sectorSize}-byte sectors)`);
+    throw e;
+  }
+}
+
+/** Asks the confirm callback unless the user said yes already; refuses without either. */
+export async function confirmDisk(ctx: DeployContext, layout: partition.ResolvedLayout): Promise<void> {
+  const { options } = ctx;
+  if (options.yes) return;
+  const disk = need(ctx.disk, 'the disk');
+  const ok = options.confirm ? await options.confirm({ disk: ctx.diskShown, device: need(ctx.device, 'the disk device'), sizeBytes: disk.sizeBytes, holds: ctx.holds, layout }) : false;
+  if (!ok) throw new ImagepeError('REFUSED', `not deploying to ${ctx.diskShown} without confirmation`, { hint: 'Pass --yes to deploy without asking.' });
+}
+
+/** The applied partition the layout calls `name`. */
+export function partitionNamed(ctx: DeployContext, name: string): partition.AppliedPartition {
+  const p = need(ctx.applied, 'the partitions').find((a) => a.name === name);
+  if (!p) throw new Error(`no partition named ${name} was made`);
+  return p;
+}
+
+/** Filesystems that hold a Linux tree, by mount point: mounted together, parents first, to apply into. */
+export function treePartitions(ctx: DeployContext): partition.AppliedPartition[] {
+  return need(ctx.applied, 'the partitions')
+    .filter((p) => p.mount?.startsWith('/') && isTreeFs(p.fsType))
+    .sort((a, b) => depth(a.mount!) - depth(b.mount!));
+}
+
+/** The partition mounted at `mount` holding a Linux filesystem, if any. */
+export function treePartitionAt(ctx: DeployContext, mount: string): partition.AppliedPartition | undefined {
+  return need(ctx.applied, 'the partitions').find((p) => p.mount === mount && isTreeFs(p.fsType));
+}
+
+/** Where /boot lives: its own partition, or the root's. */
+export function bootPartition(ctx: DeployContext): partition.AppliedPartition {
+  return treePartitionAt(ctx, '/boot') ?? need(treePartitionAt(ctx, '/'), 'the root partition');
+}
+
+/** The layout's ESP, when it has one formatted FAT. */
+export function espOf(ctx: DeployContext): partition.ResolvedPartition | undefined {
+  return need(ctx.layout, 'the layout').partitions.find((p) => p.type === 'esp' && p.format === 'vfat');
+}
+
+function isTreeFs(fsType: string | undefined): boolean {
+  return fsType === 'ext4' || fsType === 'xfs';
+}
+
+function depth(mount: string): number {
+  return mount === '/' ? 0 : mount.split('/').filter(Boolean).length;
+}

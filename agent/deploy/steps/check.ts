@@ -1,0 +1,86 @@
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { ImagepeError, pathKind } from '../../../core/index.js';
+import * as imaging from '../../../imaging/index.js';
+import type * as partition from '../../../partition/index.js';
+import { LAYOUT_PROPERTY, parseRecordedLayout } from '../../capture/record-layout.js';
+import { formatPath, layoutProblems, PlanError, type DeployPlan } from '../../plan/index.js';
+import { defineStep, need } from '../../steps/index.js';
+import { confirmDisk, resolveTargetLayout, type DeployContext } from '../context.js';
+import { assertSha256, download, sha256File } from '../hash.js';
+
+/**
+ * The image is what the plan names, before the disk is touched: downloaded (http) or found on
+ * the share, its sha256 compared with the plan's or its integrity table checked, and the images
+ * the plan applies found in it. A layout recorded in the image (layout: from-image) is resolved
+ * against the disk here and confirmed.
+ */
+export const checkStep = defineStep({
+  name: 'check',
+  title: 'Image checked',
+  writesDisk: false,
+  describe: (ctx: DeployContext) => ctx.plan.source.image,
+  async run(ctx: DeployContext, io) {
+    const { source } = ctx.plan;
+    const share = need(ctx.share, 'the share');
+    const signalOpt = io.signal ? { signal: io.signal } : {};
+    let how: string;
+    if (share.imageUrl) {
+      const url = share.imageUrl;
+      const dest = join(ctx.options.scratchDir ?? tmpdir(), `imagepe-${process.pid}-${basename(source.image)}`);
+      io.cleanup.add(`remove ${dest}`, () => rm(dest, { force: true }));
+      const got = await download(url, dest, { onProgress: io.progress, ...signalOpt });
+      ctx.wimPath = dest;
+      if (source.sha256) assertSha256(got.sha256, source.sha256, url.href);
+      how = source.sha256 ? 'sha256 matches' : 'downloaded';
+    } else {
+      ctx.wimPath = need(share.imagePath, 'the image path');
+      if ((await pathKind(ctx.wimPath)) !== 'file') throw new ImagepeError('NOT_FOUND', `the image ${source.image} is not on the share (${source.url})`);
+      if (source.sha256) {
+        assertSha256(await sha256File(ctx.wimPath, { onProgress: io.progress, ...signalOpt }), source.sha256, source.image);
+        how = 'sha256 matches';
+      } else how = '';
+    }
+    let wim = await imaging.info(ctx.wimPath, signalOpt);
+    if (!source.sha256) {
+      if (wim.hasIntegrityTable) {
+        wim = await imaging.info(ctx.wimPath, { check: true, ...signalOpt });
+        how = 'integrity table verified';
+      } else {
+        how = 'not verified: no sha256 in the plan and no integrity table in the WIM';
+        io.warn(`${source.image} was not verified: give source.sha256 in the plan, or capture with an integrity table (--check)`);
+      }
+    }
+    // Messages name the image as the plan does, not by the share's mount point in the PE.
+    const shownWim = { ...wim, path: share.imageUrl ? share.imageUrl.href : `${source.url.replace(/\/$/, '')}/${source.image}` };
+    if (!ctx.layout) {
+      const resolved = await layoutFromImage(ctx.plan, ctx.wimPath, imaging.selectImage(shownWim, source.index), io.signal);
+      ctx.plan = resolved.plan;
+      ctx.layout = resolveTargetLayout(ctx, resolved.layout);
+      await confirmDisk(ctx, ctx.layout);
+    }
+    const plan = ctx.plan;
+    ctx.images = plan.apply.map((a) => imaging.selectImage(shownWim, a.index ?? plan.source.index));
+    return `${how}; image${ctx.images.length > 1 ? 's' : ''} ${ctx.images.map((i) => `${i.index} "${i.name}"`).join(', ')}`;
+  },
+});
+
+/**
+ * The layout imagepe's capture mode recorded in the image, checked against the plan as the schema
+ * checks an explicit one; without apply entries, the image goes to the partition it came from.
+ */
+async function layoutFromImage(plan: DeployPlan, wimPath: string, image: imaging.WimImage, signal: AbortSignal | undefined): Promise<{ plan: DeployPlan; layout: partition.Layout }> {
+  const where = `image ${image.index} "${image.name}" of ${plan.source.image}`;
+  const text = await imaging.imageProperty(wimPath, image.index, LAYOUT_PROPERTY, signal ? { signal } : {});
+  if (text === undefined) {
+    throw new ImagepeError('NOT_FOUND', `${where} records no disk layout (${LAYOUT_PROPERTY}): it was captured without imagepe capture mode; give target.layout`, {
+      hint: 'Write the layout into the plan (target.layout), or capture the reference with imagepe.mode=capture, which records it.',
+    });
+  }
+  const recorded = parseRecordedLayout(text, where);
+  const apply = plan.apply.length > 0 ? plan.apply : [{ partition: recorded.imagePartition, mode: 'auto' as const }];
+  const problems = layoutProblems(recorded.layout, { ...plan, apply }, `the layout recorded in ${where}`);
+  if (problems.length > 0) throw new PlanError(problems.map((p) => `${formatPath(p.path)}: ${p.message}`), `the plan with the layout of ${where}`);
+  return { plan: { ...plan, apply, target: { ...plan.target, layout: recorded.layout } }, layout: recorded.layout };
+}

@@ -1,0 +1,38 @@
+import * as partition from '../../../partition/index.js';
+import { defineStep, mountScratch, need } from '../../steps/index.js';
+import { treePartitionAt, type DeployContext } from '../context.js';
+import { IN_PROGRESS_MARKER, writeMarker } from '../markers.js';
+import { hasFilesystems } from './partition.js';
+
+/**
+ * The layout's filesystems made (mkfs, with the layout's labels and UUIDs), then the table and
+ * filesystems read back and compared with the layout. Ends by writing the unfinished-deploy
+ * marker on the root filesystem.
+ */
+export const formatStep = defineStep({
+  name: 'format',
+  title: 'Formatted',
+  writesDisk: true,
+  skipIf: (ctx: DeployContext) => (hasFilesystems(need(ctx.layout, 'the layout')) ? undefined : 'no partition has a filesystem'),
+  async run(ctx: DeployContext, io) {
+    const layout = need(ctx.layout, 'the layout');
+    const device = need(ctx.device, 'the disk device');
+    const nodes = need(ctx.nodes, 'the partition nodes');
+    await partition.formatPartitions(layout, nodes, { events: io.events, ...(io.signal ? { signal: io.signal } : {}) });
+    ctx.applied = (await partition.readBack(layout, ctx.diskShown, device, nodes, io.runOpts)).partitions;
+    // From here until verify replaces it with deployed.json, this file says the disk holds a
+    // deploy that has not finished: a rerun names it (and the bootloader is not installed yet,
+    // so nothing boots it). It is written on a mount of its own that is then unmounted, which
+    // puts it in the filesystem proper rather than only in the journal: the rerun's probe does
+    // not replay a journal (that would write), so after a power cut it sees only what was
+    // checkpointed.
+    const root = treePartitionAt(ctx, '/');
+    if (root) {
+      const { plan } = ctx;
+      const mounted = await mountScratch(io, root.node, { prefix: 'target', fsType: root.fsType!, what: `mounting ${root.name} (${root.node})` });
+      await writeMarker(mounted.dir, IN_PROGRESS_MARKER, { source: plan.source.url, image: plan.source.image, startedAt: new Date().toISOString() });
+      await mounted.resource.release();
+    }
+    return ctx.applied.filter((p) => p.fsType).map((p) => `${p.name}: ${p.fsType}`).join(', ');
+  },
+});

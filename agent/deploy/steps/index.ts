@@ -1,0 +1,19 @@
+import { stepNames } from '../../steps/step.js';
+import { applyStep } from './apply.js';
+import { bootloaderStep } from './bootloader.js';
+import { checkStep } from './check.js';
+import { diskStep } from './disk.js';
+import { formatStep } from './format.js';
+import { partitionStep } from './partition.js';
+import { planStep } from './plan.js';
+import { shareStep } from './share.js';
+import { specializeStep } from './specialize.js';
+import { verifyStep } from './verify.js';
+
+/**
+ * A deploy, in order. Nothing is written before partition: every refusal (the disk, the share,
+ * the image) comes first. The names are part of the event schema (agent/events).
+ */
+export const deploySteps = [planStep, diskStep, shareStep, checkStep, partitionStep, formatStep, applyStep, specializeStep, bootloaderStep, verifyStep] as const;
+
+export const DEPLOY_STEPS = stepNames(deploySteps);

@@ -1,0 +1,116 @@
+import { lstat, open, readFile, rm } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { ImagepeError, run } from '../../../core/index.js';
+import * as imaging from '../../../imaging/index.js';
+import * as partition from '../../../partition/index.js';
+import { fatFileExists } from '../../bootloader/index.js';
+import type { DeployPlan } from '../../plan/index.js';
+import { defineStep, need } from '../../steps/index.js';
+import { bootPartition, espOf, partitionNamed, type DeployContext } from '../context.js';
+import { DEPLOYED_MARKER, IN_PROGRESS_MARKER, writeMarker } from '../markers.js';
+import { linuxApplied } from './specialize.js';
+
+const FILE_SAMPLE = 400;
+
+/**
+ * Everything read back before `deployed`: the table and filesystems against the layout, a sample
+ * of each image's files on the disk, the bootloader's files and boot code. The deployed marker
+ * is written last, and the run lets go of the disk (unmounted, detached) before this step is
+ * done, so a disk that cannot be released cleanly is not reported deployed.
+ */
+export const verifyStep = defineStep({
+  name: 'verify',
+  title: 'Verified',
+  writesDisk: true,
+  releasesResources: true,
+  async run(ctx: DeployContext, io) {
+    const { plan, grub } = ctx;
+    const device = need(ctx.device, 'the disk device');
+    const layout = need(ctx.layout, 'the layout');
+    const applied = need(ctx.applied, 'the partitions');
+    const images = need(ctx.images, 'the images');
+    const targetRoot = need(ctx.targetRoot, 'the target tree');
+    const { runOpts } = io;
+    const checks: string[] = [];
+    const table = (JSON.parse((await run('sfdisk', ['--json', device], runOpts(`reading the partition table of ${device}`))).stdout) as partition.SfdiskJson).partitiontable;
+    const filesystems = new Map<number, Record<string, string>>();
+    for (const p of applied) filesystems.set(p.number, await partition.probeFilesystem(p.node, runOpts));
+    const diffs = partition.compareWithLayout(layout, table, filesystems, new Map(applied.map((p) => [p.number, p.node]))).differences;
+    if (diffs.length) throw new ImagepeError('VERIFY_FAILED', `${ctx.diskShown} no longer matches the layout:\n${diffs.map((d) => `  - ${d}`).join('\n')}`);
+    checks.push('table');
+    for (const [i, entry] of plan.apply.entries()) {
+      const part = partitionNamed(ctx, entry.partition);
+      if (part.fsType === 'ntfs') {
+        const r = await run('ntfsls', ['--force', part.node], runOpts(`listing ${part.node}`));
+        if (!r.stdout.trim()) throw new ImagepeError('VERIFY_FAILED', `${part.name} holds no files after apply`);
+        continue;
+      }
+      const missing = await missingFiles(need(ctx.wimPath, 'the image'), images[i]!.index, join(targetRoot, part.mount!), part.mount!, plan, layout, io.signal);
+      if (missing.checked === 0) throw new ImagepeError('VERIFY_FAILED', `image ${images[i]!.index} lists no files to check on ${part.name}`);
+      if (missing.paths.length) {
+        throw new ImagepeError('VERIFY_FAILED', `${missing.paths.length} of ${missing.checked} sampled files of image ${images[i]!.index} are missing on ${part.name}: ${missing.paths.slice(0, 5).join(', ')}`);
+      }
+      checks.push(`${missing.checked} files on ${part.name}`);
+    }
+    if (grub) {
+      const bootPart = bootPartition(ctx);
+      const cfg = await readFile(join(targetRoot, bootPart.mount!, grub.grubCfg), 'utf8').catch(() => '');
+      if (!cfg.includes(`root=${grub.root} `) || !cfg.includes(`--set=root ${bootPart.uuid}`)) throw new ImagepeError('VERIFY_FAILED', `grub.cfg is missing or does not name root=${grub.root}`);
+      const esp = espOf(ctx);
+      if (grub.efiBinary && !(await fatFileExists(partitionNamed(ctx, esp!.name).node, grub.efiBinary, io.signal))) throw new ImagepeError('VERIFY_FAILED', `${grub.efiBinary} is not on the ESP`);
+      if (grub.bios) {
+        const mbr = await readBytes(device, 0, 440);
+        if (mbr.every((b) => b === 0)) throw new ImagepeError('VERIFY_FAILED', `the MBR of ${ctx.diskShown} holds no boot code`);
+        const biosBoot = layout.partitions.find((p) => p.type === 'bios-boot');
+        if (biosBoot && (await readBytes(device, biosBoot.start * layout.sectorSize, 512)).every((b) => b === 0)) {
+          throw new ImagepeError('VERIFY_FAILED', 'the bios-boot partition holds no GRUB core image');
+        }
+      }
+      checks.push('bootloader');
+    }
+    if (linuxApplied(ctx)) {
+      // Written last: a disk with this file went through every step.
+      await rm(join(targetRoot, IN_PROGRESS_MARKER), { force: true });
+      await writeMarker(targetRoot, DEPLOYED_MARKER, { source: plan.source.url, image: plan.source.image, images: images.map((i) => ({ index: i.index, name: i.name })), sha256: plan.source.sha256 ?? null, hostname: ctx.hostname ?? null, machineId: ctx.machineId ?? null, deployedAt: new Date().toISOString() });
+      checks.push(DEPLOYED_MARKER);
+    }
+    return checks.join(', ');
+  },
+});
+
+/**
+ * Samples the image's listing and checks each path exists in the deployed tree. Paths that
+ * specialize removes on purpose, and those under other partitions' mount points (the ESP is
+ * written with mtools, not mounted) are left out.
+ */
+async function missingFiles(wimPath: string, index: number, dir: string, mount: string, plan: DeployPlan, layout: partition.ResolvedLayout, signal: AbortSignal | undefined): Promise<{ checked: number; paths: string[] }> {
+  const listing = (await imaging.dir(wimPath, index, signal ? { signal } : {})) as string[];
+  const otherMounts = layout.partitions.map((p) => p.mount).filter((m): m is string => !!m && m.startsWith('/') && m !== mount && (mount === '/' || m.startsWith(`${mount}/`)));
+  const skippedPath = (p: string) =>
+    otherMounts.some((m) => p.startsWith(`${posix.join(mount, m.slice(mount.length))}/`) || p === m) ||
+    (plan.specialize.removeSshHostKeys && /^\/etc\/ssh\/ssh_host_/.test(p)) ||
+    p === '/var/lib/dbus/machine-id' ||
+    // The bootloader step installs GRUB afresh; grub-install replaces what an image captured
+    // from a deployed system carries there (its locale files, say).
+    (plan.bootloader.type === 'grub' && p.startsWith('/boot/grub/')) ||
+    p === '/';
+  const candidates = listing.filter((p) => !skippedPath(mount === '/' ? p : posix.join(mount, p)));
+  const step = Math.max(1, Math.ceil(candidates.length / FILE_SAMPLE));
+  const sample = candidates.filter((_, i) => i % step === 0);
+  const paths: string[] = [];
+  for (const p of sample) {
+    if (!(await lstat(join(dir, p)).then(() => true, () => false))) paths.push(p);
+  }
+  return { checked: sample.length, paths };
+}
+
+async function readBytes(device: string, offset: number, length: number): Promise<Buffer> {
+  const fh = await open(device, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    await fh.read(buf, 0, length, offset);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
