@@ -26,3 +26,4 @@ export { apply, probe as probeFilesystem, type ApplyOptions } from './apply.js';
 export { compareWithPlan, type SfdiskJson, type SfdiskTable } from './verify.js';
 export { parseLsblk, selectDisk, listDisks, describeDisk, resolveTarget, type DiskCandidate, type SelectOptions, type DescribeOptions } from './disks.js';
 export { LayoutError, type Disk, type Plan, type PlannedPartition, type Result, type AppliedPartition } from './types.js';
+export { attachImageFile, detachLoop, withAttachedImage, type AttachOptions } from './loop.js';
