@@ -1,10 +1,10 @@
 import { mkdir, mkdtemp, open, readdir, readFile, rm, rmdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImagepeError, run, type ErrorCode } from '../../core/index.js';
-import { sha256File } from '../deploy/check.js';
-import { deploy, stderrTailOf, type DeployOptions } from '../deploy/deploy.js';
-import type { DeployEvent, DeployStep } from '../deploy/events.js';
-import { parsePlan, type DeployPlanInput } from '../plan/index.js';
+import { sha256File } from '../../agent/deploy/check.js';
+import { deploy, stderrTailOf, type DeployOptions } from '../../agent/deploy/deploy.js';
+import type { DeployEvent, DeployStep } from '../../agent/deploy/events.js';
+import { parsePlan, type DeployPlanInput } from '../../agent/plan/index.js';
 import type { ArgvRecorder } from './argv-recorder.js';
 import type { ImageServers } from './servers.js';
 import { basePlan, blankDisk, FACTS, IMAGES, loopsOf, MiB, type World } from './world.js';

@@ -4,8 +4,8 @@ import { copyFile, mkdir, open, readFile, rm, symlink, truncate, writeFile } fro
 import { join } from 'node:path';
 import { run } from '../../core/index.js';
 import { capture, generalize } from '../../imaging/index.js';
-import { sha256File } from '../deploy/check.js';
-import type { DeployPlanInput } from '../plan/index.js';
+import { sha256File } from '../../agent/deploy/check.js';
+import type { DeployPlanInput } from '../../agent/plan/index.js';
 
 // The host-side world the reliability tests and the bench deploy into: a small Linux tree
 // captured into WIMs on a file:// share, damaged copies of them made the way real damage
