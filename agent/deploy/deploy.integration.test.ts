@@ -1,4 +1,4 @@
-import { REFERENCE_LAYOUT } from '../../qemu-tests/reference-system.js';
+import { REFERENCE_LAYOUT } from '../../test-support/reference-system.js';
 import { jest } from '@jest/globals';
 import { copyFile, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';

@@ -1,4 +1,4 @@
-import { REFERENCE_LAYOUT } from '../../qemu-tests/reference-system.js';
+import { REFERENCE_LAYOUT } from '../reference-system.js';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, open, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
