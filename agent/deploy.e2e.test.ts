@@ -8,7 +8,7 @@ import { planTestBuild, TEST_PLAN_URL } from '../qemu-tests/shared-build.js';
 import { sha256File } from './deploy/index.js';
 import { generalize } from '../imaging/index.js';
 import { startVm, withVm } from '../qemu-tests/index.js';
-import { makeReferenceSystem, referencePlan, type ReferenceSystem } from '../qemu-tests/reference-system.js';
+import { makeReferenceSystem, referencePlan, type ReferenceSystem } from '../test-support/reference-system.js';
 
 // The proof that the product works: the PE ISO boots in QEMU against a blank 2 GiB disk and
 // QEMU's smb= share, the agent deploys from the plan on the share, and then the deployed disk

@@ -8,8 +8,8 @@ import { planTestBuild } from '../qemu-tests/shared-build.js';
 import { pathKind, run } from '../core/index.js';
 import * as imaging from '../imaging/index.js';
 import { startVm, withVm, type Vm } from '../qemu-tests/index.js';
-import { withPartitionMounted } from '../qemu-tests/disk-image.js';
-import { makeReferenceSystem, type ReferenceSystem } from '../qemu-tests/reference-system.js';
+import { withPartitionMounted } from '../test-support/disk-image.js';
+import { makeReferenceSystem, type ReferenceSystem } from '../test-support/reference-system.js';
 import type { AgentEvent } from './events/index.js';
 
 // Faults in the middle of a deploy, in QEMU: the network to the share goes away during apply,

@@ -8,7 +8,7 @@ import type { BuildResult } from '../builder/index.js';
 import { planTestBuild } from '../qemu-tests/shared-build.js';
 import * as imaging from '../imaging/index.js';
 import { startVm, withVm } from '../qemu-tests/index.js';
-import { REFERENCE_LAYOUT, makeReferenceSystem } from '../qemu-tests/reference-system.js';
+import { REFERENCE_LAYOUT, makeReferenceSystem } from '../test-support/reference-system.js';
 import { startSamba, type SambaServer } from '../qemu-tests/samba.js';
 
 // The share side of a deploy going wrong, in QEMU: a real Samba server that checks passwords

@@ -7,8 +7,8 @@ import { buildPe, parseBuildConfig, projectRoot, type BuildResult } from '../bui
 import { run } from '../core/index.js';
 import * as imaging from '../imaging/index.js';
 import { startVm, withVm, type Vm } from '../qemu-tests/index.js';
-import { partitionNode, qcow2ToRaw, withDiskImage, withPartitionMounted } from '../qemu-tests/disk-image.js';
-import { customizeReference, makeReferenceSystem, REFERENCE_LAYOUT, type ReferenceSystem } from '../qemu-tests/reference-system.js';
+import { partitionNode, qcow2ToRaw, withDiskImage, withPartitionMounted } from '../test-support/disk-image.js';
+import { customizeReference, makeReferenceSystem, REFERENCE_LAYOUT, type ReferenceSystem } from '../test-support/reference-system.js';
 import { deploy } from './deploy/index.js';
 import { QUESTIONS } from './console/index.js';
 import { parsePlan } from './plan/index.js';

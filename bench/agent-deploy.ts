@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { deploy } from '../agent/deploy/index.js';
 import { parsePlan } from '../agent/plan/index.js';
-import type { AgentDeployResult, AgentDeploySpec } from '../agent/deploy/bench.js';
+import type { AgentDeployResult, AgentDeploySpec } from './deploy-apply.js';
 
 async function main(): Promise<void> {
   const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as AgentDeploySpec;

@@ -1,6 +1,6 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { benchDeployApply, type DeployApplyResult } from '../agent/deploy/bench.js';
+import { benchDeployApply, type DeployApplyResult } from './deploy-apply.js';
 import { bundleAgent, projectRoot } from '../builder/index.js';
 import { run } from '../core/index.js';
 

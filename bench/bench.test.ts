@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseTimeMaxRssKiB } from '../agent/deploy/bench.js';
+import { parseTimeMaxRssKiB } from './deploy-apply.js';
 import { parseArgs, SECTIONS } from './args.js';
 import { SCHEMA_VERSION, tableRows, type Results } from './results.js';
 

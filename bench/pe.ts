@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { buildPe, parseBuildConfig } from '../builder/index.js';
 import { capture, generalize } from '../imaging/index.js';
 import { startVm } from '../qemu-tests/index.js';
-import { makeReferenceSystem, referencePlan } from '../qemu-tests/reference-system.js';
+import { makeReferenceSystem, referencePlan } from '../test-support/reference-system.js';
 import { median, timed } from './stats.js';
 
 export interface BuildFigures {

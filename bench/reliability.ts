@@ -2,17 +2,17 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deploy } from '../agent/deploy/deploy.js';
 import { parsePlan } from '../agent/plan/index.js';
-import { argvRecorder } from '../agent/reliability/argv-recorder.js';
-import { readDiskState } from '../agent/reliability/disk-state.js';
-import { ALL_FAULTS, runFaultSeries, type FaultFigures } from '../agent/reliability/faults.js';
-import { runFuzz, type FuzzFigures } from '../agent/reliability/fuzz.js';
-import { startImageServers } from '../agent/reliability/servers.js';
-import { basePlan, blankDisk, FACTS, makeWorld } from '../agent/reliability/world.js';
+import { argvRecorder } from '../test-support/reliability/argv-recorder.js';
+import { readDiskState } from '../test-support/reliability/disk-state.js';
+import { ALL_FAULTS, runFaultSeries, type FaultFigures } from '../test-support/reliability/faults.js';
+import { runFuzz, type FuzzFigures } from '../test-support/reliability/fuzz.js';
+import { startImageServers } from '../test-support/reliability/servers.js';
+import { basePlan, blankDisk, FACTS, makeWorld } from '../test-support/reliability/world.js';
 
 export interface ReliabilityFigures {
-  /** Broken plans and layouts from the fuzzer (agent/reliability/fuzz.ts). */
+  /** Broken plans and layouts from the fuzzer (test-support/reliability/fuzz.ts). */
   plans: FuzzFigures;
-  /** Faults injected into real host-side deploys (agent/reliability/faults.ts). */
+  /** Faults injected into real host-side deploys (test-support/reliability/faults.ts). */
   faults: FaultFigures;
   /** Fault runs that ended with a disk wrongly reported as deployed: must be 0 (an accepted broken plan is counted in plans.accepted). */
   deployedWrongly: number;

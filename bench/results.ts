@@ -1,4 +1,4 @@
-import type { AgentMemoryFigures, DeployApplyFigures } from '../agent/deploy/bench.js';
+import type { AgentMemoryFigures, DeployApplyFigures } from './deploy-apply.js';
 import { formatBytes } from '../core/index.js';
 import type { BenchArgs } from './args.js';
 import type { BootFigures, BuildFigures, EndToEndFigures } from './pe.js';

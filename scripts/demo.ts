@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startVm } from '../qemu-tests/index.js';
-import { makeReferenceSystem, referencePlan } from '../qemu-tests/reference-system.js';
+import { makeReferenceSystem, referencePlan } from '../test-support/reference-system.js';
 
 const CLI = resolve('dist/cli/main.js');
 const uefi = !process.argv.includes('--bios');

@@ -1,10 +1,11 @@
 import { jest } from '@jest/globals';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../core/index.js';
 import * as imaging from '../../imaging/index.js';
 import * as partition from '../../partition/index.js';
+import { makeReferenceTree } from '../../test-support/reference-tree.js';
 import { removeDir, sparseFile, tempDir } from '../../test-support/tree.js';
 import { sha256File } from '../deploy/index.js';
 import { deploy } from '../deploy/index.js';
@@ -71,18 +72,14 @@ async function tableOf(image: string): Promise<partition.SfdiskTable> {
   }
 }
 
+// A Linux root the capture recognises by its os-release, with a user's private file whose owner
+// the image must keep.
 async function makeLinuxSystem(root: string): Promise<void> {
-  for (const d of ['etc/ssh', 'sbin', 'var/log', 'boot/efi', 'home/user', 'proc', 'sys', 'dev']) await mkdir(join(root, d), { recursive: true });
-  await writeFile(join(root, 'etc/os-release'), 'PRETTY_NAME="imagepe test system"\nID=imagepe-test\n');
-  await writeFile(join(root, 'etc/hostname'), 'reference\n');
-  await writeFile(join(root, 'etc/machine-id'), `${MACHINE_ID}\n`);
-  await writeFile(join(root, 'etc/ssh/ssh_host_ed25519_key'), 'PRIVATE KEY OF THE REFERENCE\n', { mode: 0o600 });
-  await writeFile(join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'ssh-ed25519 AAAA reference\n');
-  await writeFile(join(root, 'etc/ssh/sshd_config'), 'PermitRootLogin no\n');
-  await writeFile(join(root, 'var/log/messages'), 'reference boot log\n');
-  await writeFile(join(root, 'sbin/init'), '#!/bin/sh\necho hello\n', { mode: 0o755 });
-  await writeFile(join(root, 'home/user/notes.txt'), 'mine\n', { mode: 0o600 });
-  await chown(join(root, 'home/user/notes.txt'), 1000, 1000);
+  await makeReferenceTree(root, {
+    machineId: MACHINE_ID,
+    osRelease: 'PRETTY_NAME="imagepe test system"\nID=imagepe-test\n',
+    home: { name: 'user', notes: 'mine\n', owner: { uid: 1000, gid: 1000 } },
+  });
 }
 
 function plan(change: (p: CapturePlanInput & { destination: Record<string, unknown> }) => void = () => {}) {

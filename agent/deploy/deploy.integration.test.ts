@@ -1,10 +1,11 @@
-import { REFERENCE_LAYOUT } from '../../qemu-tests/reference-system.js';
+import { REFERENCE_LAYOUT } from '../../test-support/reference-system.js';
 import { jest } from '@jest/globals';
-import { copyFile, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { run } from '../../core/index.js';
 import { capture, generalize } from '../../imaging/index.js';
+import { makeReferenceTree } from '../../test-support/reference-tree.js';
 import { removeDir, sparseFile, tempDir } from '../../test-support/tree.js';
 import { parsePlan, type DeployPlanInput } from '../plan/index.js';
 import { specializeLinux } from '../specialize/index.js';
@@ -24,30 +25,6 @@ let dir: string;
 let share: string;
 let wimSha: string;
 const attached: string[] = [];
-
-async function hostKernel(): Promise<string> {
-  const k = (await readdir('/boot')).filter((n) => n.startsWith('vmlinuz-')).sort().pop();
-  if (!k) throw new Error('no host kernel in /boot');
-  return join('/boot', k);
-}
-
-async function makeReference(root: string): Promise<void> {
-  for (const d of ['bin', 'sbin', 'etc/ssh', 'boot', 'proc', 'sys', 'dev', 'var/lib/dbus', 'root']) await mkdir(join(root, d), { recursive: true });
-  await copyFile('/usr/bin/busybox', join(root, 'bin/busybox'));
-  for (const tool of ['sh', 'cat', 'echo', 'mount', 'poweroff']) await symlink('busybox', join(root, 'bin', tool));
-  await writeFile(join(root, 'sbin/init'), '#!/bin/sh\necho "DEPLOYED hostname=$(cat /etc/hostname) machine-id=$(cat /etc/machine-id)"\npoweroff -f\n', { mode: 0o755 });
-  await writeFile(join(root, 'etc/hostname'), 'reference\n');
-  await writeFile(join(root, 'etc/hosts'), '127.0.0.1\tlocalhost\n127.0.1.1\treference\n');
-  await writeFile(join(root, 'etc/machine-id'), '0123456789abcdef0123456789abcdef\n');
-  await symlink('/etc/machine-id', join(root, 'var/lib/dbus/machine-id'));
-  await writeFile(join(root, 'etc/ssh/ssh_host_ed25519_key'), 'PRIVATE\n', { mode: 0o600 });
-  await writeFile(join(root, 'etc/ssh/sshd_config'), 'PermitRootLogin no\n');
-  // Files under the ESP's mount point belong on the ESP.
-  await mkdir(join(root, 'boot/efi/EFI/vendor'), { recursive: true });
-  await writeFile(join(root, 'boot/efi/EFI/vendor/hello.txt'), 'on the ESP\n');
-  const kernel = await hostKernel();
-  await copyFile(kernel, join(root, 'boot', kernel.slice('/boot/'.length)));
-}
 
 function planInput(overrides: { sha256?: string; wipe?: boolean } = {}): DeployPlanInput {
   return {
@@ -122,7 +99,8 @@ beforeAll(async () => {
   dir = await tempDir('deploy');
   share = join(dir, 'share');
   const ref = join(dir, 'reference');
-  await makeReference(ref);
+  // The host's kernel and a file under the ESP's mount point; no initrd.
+  await makeReferenceTree(ref, { kernel: true, espFile: true });
   await generalize(ref);
   await mkdir(join(share, 'images'), { recursive: true });
   await capture(ref, join(share, 'images/ref.wim'), { name: 'reference', compression: 'xpress' });

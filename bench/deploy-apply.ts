@@ -1,8 +1,9 @@
 import { chmod, mkdir, open, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findTool, run } from '../../core/index.js';
-import * as partition from '../../partition/index.js';
-import { waitForPartitions } from '../../partition/apply.js';
+import { findTool, run } from '../core/index.js';
+import * as partition from '../partition/index.js';
+import { waitForPartitions } from '../partition/apply.js';
+import { median } from './stats.js';
 
 export interface DeployApplyFigures {
   runs: number;
@@ -191,10 +192,4 @@ async function wimlibApply(wim: string, image: string): Promise<number> {
     await run('losetup', ['--detach', loop]);
     await rmdir(mnt).catch(() => undefined);
   }
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }

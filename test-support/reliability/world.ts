@@ -1,11 +1,12 @@
-import { REFERENCE_LAYOUT } from '../../qemu-tests/reference-system.js';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../core/index.js';
 import { capture, generalize } from '../../imaging/index.js';
-import { sha256File } from '../deploy/index.js';
-import type { DeployPlanInput } from '../plan/index.js';
+import { sha256File } from '../../agent/deploy/index.js';
+import type { DeployPlanInput } from '../../agent/plan/index.js';
+import { REFERENCE_LAYOUT } from '../reference-system.js';
+import { makeReferenceTree, REFERENCE_BLOB } from '../reference-tree.js';
 
 // The host-side world the reliability tests and the bench deploy into: a small Linux tree
 // captured into WIMs on a file:// share, damaged copies of them made the way real damage
@@ -42,37 +43,20 @@ export const IMAGES = {
   missing: 'images/missing.wim',
 } as const;
 
-/** A Linux tree with what specialize touches, a file under the ESP's mount point, and a 1 MiB blob to damage. */
-export async function makeReferenceTree(root: string): Promise<void> {
-  for (const d of ['bin', 'etc/ssh', 'var/lib/dbus', 'usr/share/imagepe', 'boot/efi/EFI/vendor', 'home/ünïcødé', 'root']) await mkdir(join(root, d), { recursive: true });
-  await copyFile('/usr/bin/busybox', join(root, 'bin/busybox'));
-  await symlink('busybox', join(root, 'bin/sh'));
-  await writeFile(join(root, 'etc/hostname'), 'reference\n');
-  await writeFile(join(root, 'etc/hosts'), '127.0.0.1\tlocalhost\n127.0.1.1\treference\n');
-  await writeFile(join(root, 'etc/machine-id'), '0123456789abcdef0123456789abcdef\n');
-  await symlink('/etc/machine-id', join(root, 'var/lib/dbus/machine-id'));
-  await writeFile(join(root, 'etc/ssh/ssh_host_ed25519_key'), 'PRIVATE\n', { mode: 0o600 });
-  await writeFile(join(root, 'etc/ssh/sshd_config'), 'PermitRootLogin no\n');
-  await writeFile(join(root, 'boot/efi/EFI/vendor/hello.txt'), 'on the ESP\n');
-  await writeFile(join(root, 'home/ünïcødé/notes.txt'), 'Grüße\n', { mode: 0o600 });
-  // Incompressible, so the WIM stores it as one large resource a flipped byte lands in.
-  const blob = Buffer.alloc(MiB);
-  for (let i = 0; i < blob.length; i += 4) blob.writeUInt32LE((Math.imul(i + 1, 2654435761) ^ (i >>> 5)) >>> 0, i);
-  await writeFile(join(root, 'usr/share/imagepe/blob.bin'), blob);
-}
-
 export async function makeWorld(dir: string): Promise<World> {
   await mkdir(dir, { recursive: true });
   const share = join(dir, 'share');
   const ref = join(dir, 'reference');
-  await makeReferenceTree(ref);
+  // What specialize touches, a file under the ESP's mount point, a private file in a home with
+  // a non-ASCII name, and a 1 MiB blob to damage.
+  await makeReferenceTree(ref, { espFile: true, blobBytes: MiB, home: { name: 'ünïcødé', notes: 'Grüße\n' } });
   await generalize(ref);
   await mkdir(join(share, 'images'), { recursive: true });
   const wim = join(share, IMAGES.good);
   const checkedWim = join(share, IMAGES.checked);
   await capture(ref, wim, { name: 'reference', compression: 'xpress', skipSpaceCheck: true });
   await capture(ref, checkedWim, { name: 'reference', compression: 'xpress', check: true, skipSpaceCheck: true });
-  const blobSha = await sha256File(join(ref, 'usr/share/imagepe/blob.bin'));
+  const blobSha = await sha256File(join(ref, REFERENCE_BLOB));
   await rm(ref, { recursive: true, force: true });
 
   // A copy cut short, as an interrupted transfer leaves it: the header is fine, the tables at the end are gone.

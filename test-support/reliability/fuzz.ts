@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { ImagepeError } from '../../core/index.js';
 import { LayoutError, LayoutSchema, resolveLayout as planLayout, type Disk, type LayoutInput } from '../../partition/index.js';
-import { parsePlan, parsePlanText, PlanError } from '../plan/index.js';
+import { parsePlan, parsePlanText, PlanError } from '../../agent/plan/index.js';
 
 // Broken deploy plans, made from one valid plan by a single mutation each, so that every
 // rejection can be held to a precise standard: the problem must name the field that was broken

@@ -2,14 +2,13 @@ import { jest } from '@jest/globals';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sha256File } from '../deploy/index.js';
-import { deploy } from '../deploy/index.js';
+import { deploy, sha256File } from './index.js';
 import type { DeployEvent } from '../events/index.js';
 import { parsePlan } from '../plan/index.js';
-import { argvRecorder, type ArgvRecorder } from './argv-recorder.js';
-import { readDiskState, type DiskState } from './disk-state.js';
-import { findSecrets } from './faults.js';
-import { basePlan, blankDisk, FACTS, loopsOf, makeWorld, type World } from './world.js';
+import { argvRecorder, type ArgvRecorder } from '../../test-support/reliability/argv-recorder.js';
+import { readDiskState, type DiskState } from '../../test-support/reliability/disk-state.js';
+import { findSecrets } from '../../test-support/reliability/faults.js';
+import { basePlan, blankDisk, FACTS, loopsOf, makeWorld, type World } from '../../test-support/reliability/world.js';
 
 // The same plan deployed twice to the same disk image file gives the same disk: the table,
 // the filesystems (less their random UUIDs), every file of the root with its content, owner

@@ -3,20 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImagepeError, pathKind, run } from '../core/index.js';
+import { withAttachedImage } from '../partition/index.js';
 
 /**
- * Attaches a raw disk image with its partitions (no udev here, so the partition nodes are
- * asked for with partx and waited for), runs `body` with the loop device, and detaches it on
- * every path.
+ * Attaches a raw disk image with its partitions through partition/'s one loop layer (which asks
+ * for the partition nodes with partx, there being no udev here), runs `body` with the loop
+ * device (/dev/loopN), and detaches it on every path.
  */
 export async function withDiskImage<T>(image: string, body: (loop: string) => Promise<T>, options: { readOnly?: boolean } = {}): Promise<T> {
-  const loop = (await run('losetup', ['--find', '--show', '--partscan', ...(options.readOnly ? ['--read-only'] : []), image], { what: `attaching ${image}`, timeoutMs: 30_000 })).stdout.trim();
-  try {
-    await run('partx', ['--update', loop], { what: `reading the partitions of ${loop}`, timeoutMs: 30_000, okExitCodes: [0, 1] });
-    return await body(loop);
-  } finally {
-    await run('losetup', ['--detach', loop], { what: `detaching ${loop}`, timeoutMs: 30_000 }).catch(() => undefined);
-  }
+  return withAttachedImage(image, body, options);
 }
 
 /** The node of partition `number` of a loop device, once the kernel has made it. */

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { parsePlan } from '../plan/index.js';
-import { brokenLayout, brokenPlan, checkBrokenLayout, checkBrokenPlan, LAYOUT_MUTATIONS, PLAN_MUTATIONS, runFuzz, setAt, validPlanInput } from './fuzz.js';
+import { parsePlan } from './index.js';
+import { brokenLayout, brokenPlan, checkBrokenLayout, checkBrokenPlan, LAYOUT_MUTATIONS, PLAN_MUTATIONS, runFuzz, setAt, validPlanInput } from '../../test-support/reliability/fuzz.js';
 
 // Property tests: hundreds of broken plans per kind of mistake, each of which must be refused by
 // validation with a problem that names the broken field and the form it expects, never accepted

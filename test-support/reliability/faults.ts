@@ -1,11 +1,10 @@
 import { mkdir, mkdtemp, open, readdir, readFile, rm, rmdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImagepeError, run, type ErrorCode } from '../../core/index.js';
-import { sha256File } from '../deploy/index.js';
 import { stderrTailOf } from '../../core/index.js';
-import { deploy, type DeployOptions } from '../deploy/index.js';
-import type { DeployEvent, DeployStep } from '../events/index.js';
-import { parsePlan, type DeployPlanInput } from '../plan/index.js';
+import { deploy, sha256File, type DeployOptions } from '../../agent/deploy/index.js';
+import type { DeployEvent, DeployStep } from '../../agent/events/index.js';
+import { parsePlan, type DeployPlanInput } from '../../agent/plan/index.js';
 import type { ArgvRecorder } from './argv-recorder.js';
 import type { ImageServers } from './servers.js';
 import { basePlan, blankDisk, FACTS, IMAGES, loopsOf, MiB, type World } from './world.js';

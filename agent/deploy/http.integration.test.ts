@@ -4,13 +4,13 @@ import { get } from 'node:https';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deploy } from '../deploy/index.js';
+import { deploy } from './index.js';
 import type { DeployEvent } from '../events/index.js';
 import { parsePlan } from '../plan/index.js';
-import { readDiskState } from './disk-state.js';
-import { HTTP_FAULTS, runFault, type FaultContext } from './faults.js';
-import { startImageServers, type ImageServers } from './servers.js';
-import { basePlan, blankDisk, FACTS, makeWorld, type World } from './world.js';
+import { readDiskState } from '../../test-support/reliability/disk-state.js';
+import { HTTP_FAULTS, runFault, type FaultContext } from '../../test-support/reliability/faults.js';
+import { startImageServers, type ImageServers } from '../../test-support/reliability/servers.js';
+import { basePlan, blankDisk, FACTS, makeWorld, type World } from '../../test-support/reliability/world.js';
 
 // Images fetched over http(s) from servers on 127.0.0.1: verified by sha256 before the disk
 // is touched, and https certificates verified by default (a self-signed one is refused).

@@ -2,9 +2,9 @@ import { jest } from '@jest/globals';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { argvRecorder, type ArgvRecorder } from './argv-recorder.js';
-import { IMAGE_FAULTS, REFUSAL_FAULTS, runFault, SHARE_FAULTS, type FaultCase, type FaultContext } from './faults.js';
-import { makeWorld, type World } from './world.js';
+import { argvRecorder, type ArgvRecorder } from '../../test-support/reliability/argv-recorder.js';
+import { IMAGE_FAULTS, REFUSAL_FAULTS, runFault, SHARE_FAULTS, type FaultCase, type FaultContext } from '../../test-support/reliability/faults.js';
+import { makeWorld, type World } from '../../test-support/reliability/world.js';
 
 // Bad images, disks that must be refused and shares that cannot be reached, each deployed for
 // real (wimlib, losetup, sfdisk, mount) into a sparse disk image file from a file:// share. The

@@ -1,7 +1,8 @@
-import { chmod, copyFile, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildModuleIndex, selectModules, writeCpio, type FileTree } from '../builder/index.js';
 import type { LayoutInput } from '../partition/index.js';
+import { HOST_BUSYBOX, makeReferenceTree, type ReferenceTree } from './reference-tree.js';
 
 /**
  * The disk layout the tests deploy the reference system with: GPT with an ESP and a bios-boot
@@ -16,11 +17,9 @@ export const REFERENCE_LAYOUT = {
   ],
 } as const satisfies LayoutInput;
 
-export interface ReferenceSystem {
-  root: string;
+/** A reference tree with a kernel, whose machine-id is the one it had before it was generalized. */
+export interface ReferenceSystem extends ReferenceTree {
   kernelVersion: string;
-  /** The machine-id the reference had before it was generalized. */
-  machineId: string;
 }
 
 const BUSYBOX_APPLETS = ['sh', 'cat', 'tr', 'echo', 'mount', 'umount', 'poweroff', 'sleep', 'ls', 'modprobe', 'findfs', 'switch_root', 'mkdir', 'sync'];
@@ -66,35 +65,15 @@ poweroff -f
 `;
 
 /**
- * A tiny bootable Linux reference system: the host's kernel, an initramfs with the disk drivers,
- * busybox, and an init that prints a DEPLOYED line with the hostname and machine-id and powers
- * off. It carries the state that generalize must remove (machine-id, SSH host keys, logs).
+ * A tiny bootable Linux reference system: the common reference tree (reference-tree.ts) with the
+ * host's kernel, an initramfs with the disk drivers, and an init that prints a DEPLOYED line with
+ * the hostname and machine-id (and a CUSTOM line) and powers off. It carries the state that
+ * generalize must remove (machine-id, SSH host keys, logs, shell history).
  */
 export async function makeReferenceSystem(root: string): Promise<ReferenceSystem> {
-  const kernelVersion = await hostKernelVersion();
-  for (const d of ['bin', 'sbin', 'etc/ssh', 'proc', 'sys', 'dev', 'tmp', 'boot', 'var/log', 'var/lib/dbus', 'root']) await mkdir(join(root, d), { recursive: true });
-  await copyFile('/bin/busybox', join(root, 'bin/busybox'));
-  await chmod(join(root, 'bin/busybox'), 0o755);
-  for (const applet of BUSYBOX_APPLETS) await symlink('busybox', join(root, 'bin', applet));
-  await writeFile(join(root, 'sbin/init'), SYSTEM_INIT, { mode: 0o755 });
-  await writeFile(join(root, 'etc/hostname'), 'reference\n');
-  const machineId = 'ab'.repeat(16);
-  await writeFile(join(root, 'etc/machine-id'), `${machineId}\n`);
-  await symlink('/etc/machine-id', join(root, 'var/lib/dbus/machine-id'));
-  await writeFile(join(root, 'etc/ssh/ssh_host_ed25519_key'), 'PRIVATE KEY OF THE REFERENCE', { mode: 0o600 });
-  await writeFile(join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'ssh-ed25519 AAAA reference');
-  await writeFile(join(root, 'var/log/messages'), 'reference boot log\n');
-  await writeFile(join(root, 'root/.ash_history'), 'poweroff\n');
-  await copyFile(`/boot/vmlinuz-${kernelVersion}`, join(root, `boot/vmlinuz-${kernelVersion}`));
-  await makeInitrd(kernelVersion, join(root, `boot/initrd.img-${kernelVersion}`));
-  return { root, kernelVersion, machineId };
-}
-
-async function hostKernelVersion(): Promise<string> {
-  const kernels = (await readdir('/boot')).filter((n) => n.startsWith('vmlinuz-')).sort();
-  const newest = kernels.pop();
-  if (!newest) throw new Error('no /boot/vmlinuz-*: install linux-image-amd64 (scripts/setup)');
-  return newest.slice('vmlinuz-'.length);
+  const tree = await makeReferenceTree(root, { machineId: 'ab'.repeat(16), applets: BUSYBOX_APPLETS, init: SYSTEM_INIT, kernel: true, files: { 'root/.ash_history': 'poweroff\n' } });
+  await makeInitrd(tree.kernelVersion, join(root, `boot/initrd.img-${tree.kernelVersion}`));
+  return tree;
 }
 
 async function makeInitrd(kernelVersion: string, out: string): Promise<void> {
@@ -106,7 +85,7 @@ async function makeInitrd(kernelVersion: string, out: string): Promise<void> {
   const chosen = selectModules(index, ['virtio_pci', 'virtio_blk', 'ahci', 'sd_mod', 'crc32c_generic', 'ext4']);
   const tree: FileTree = new Map();
   tree.set('init', { kind: 'data', data: Buffer.from(INITRD_INIT), mode: 0o755 });
-  tree.set('bin/busybox', { kind: 'file', source: '/bin/busybox', size: (await stat('/bin/busybox')).size, mode: 0o755 });
+  tree.set('bin/busybox', { kind: 'file', source: HOST_BUSYBOX, size: (await stat(HOST_BUSYBOX)).size, mode: 0o755 });
   for (const applet of [...BUSYBOX_APPLETS, 'seq']) tree.set(`bin/${applet}`, { kind: 'symlink', target: 'busybox' });
   for (const d of ['proc', 'sys', 'dev', 'newroot']) tree.set(d, { kind: 'dir' });
   tree.set('dev/console', { kind: 'char', major: 5, minor: 1, mode: 0o600 });
