@@ -175,8 +175,8 @@ export function parseTimeMaxRssKiB(text: string): number {
 async function wimlibApply(wim: string, image: string): Promise<number> {
   const planned = partition.resolveLayout(partition.parseLayout(LAYOUT), await partition.describeDisk(image));
   await partition.apply(planned);
-  const loop = (await run('losetup', ['--find', '--show', '--partscan', image])).stdout.trim();
   const mnt = `${image}.mnt`;
+  return partition.withAttachedImage(image, async (loop) => {
   try {
     const nodes = await waitForPartitions(loop, [3], 15_000, (what) => ({ what }));
     await mkdir(mnt, { recursive: true });
@@ -189,7 +189,7 @@ async function wimlibApply(wim: string, image: string): Promise<number> {
       await run('umount', [mnt]);
     }
   } finally {
-    await run('losetup', ['--detach', loop]);
     await rmdir(mnt).catch(() => undefined);
   }
+  });
 }

@@ -3,20 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MiB, run, type ImagepeEvent } from '../core/index.js';
 import { waitForPartitions } from './apply.js';
+import { withAttachedImage } from './loop.js';
 import { apply, describeDisk, parseLayout, resolveLayout, type LayoutInput, type ResolvedLayout, type Result } from './index.js';
 import { sparseFile } from '../test-support/tree.js';
 
 // Every disk here is a sparse image file in a temp dir; no test names a real block device.
 
 let dir: string;
-const attachedByTests: string[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'imagepe-partition-'));
 });
 
 afterAll(async () => {
-  for (const loop of attachedByTests) await run('losetup', ['--detach', loop]).catch(() => undefined);
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -38,17 +37,8 @@ interface Attached {
 }
 
 /** Attaches the image on its own, the way a later boot would find the disk, and releases it again. */
-async function withAttached<T>(path: string, sectorSize: number, fn: (a: Attached) => Promise<T>): Promise<T> {
-  const args = ['--find', '--show', '--partscan', ...(sectorSize !== 512 ? ['--sector-size', String(sectorSize)] : []), path];
-  const loop = (await run('losetup', args)).stdout.trim();
-  attachedByTests.push(loop);
-  try {
-    await run('partx', ['--update', loop], { okExitCodes: [0, 1] });
-    return await fn({ loop, node: (n) => `${loop}p${n}` });
-  } finally {
-    await run('losetup', ['--detach', loop]);
-    attachedByTests.splice(attachedByTests.indexOf(loop), 1);
-  }
+function withAttached<T>(path: string, sectorSize: number, fn: (a: Attached) => Promise<T>): Promise<T> {
+  return withAttachedImage(path, (loop) => fn({ loop, node: (n) => `${loop}p${n}` }), { sectorSize });
 }
 
 interface SfdiskJson {

@@ -29,14 +29,14 @@ let reference: string;
 const attached: string[] = [];
 
 async function attach(image: string, readOnly = false): Promise<string> {
-  const loop = (await run('losetup', ['--find', '--show', '--partscan', ...(readOnly ? ['--read-only'] : []), image])).stdout.trim();
+  const loop = await partition.attachImageFile(image, { readOnly });
   attached.push(loop);
   await run('partx', ['--update', loop], { okExitCodes: [0, 1] });
   return loop;
 }
 
 async function detach(loop: string): Promise<void> {
-  await run('losetup', ['--detach', loop]);
+  await partition.detachLoop(loop);
   attached.splice(attached.indexOf(loop), 1);
 }
 
@@ -112,7 +112,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const loop of [...attached]) await run('losetup', ['--detach', loop]).catch(() => undefined);
+  for (const loop of [...attached]) await partition.detachLoop(loop).catch(() => undefined);
   await removeDir(dir);
 });
 

@@ -36,7 +36,7 @@ let used: Disk;
 let blank: Disk;
 
 async function attach(file: string): Promise<string> {
-  const loop = (await run('losetup', ['--find', '--show', '--partscan', file], { what: 'attaching a test disk' })).stdout.trim();
+  const loop = await partition.attachImageFile(file);
   loops.push(loop);
   return loop;
 }
@@ -68,7 +68,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const l of loops) await run('losetup', ['--detach', l], { what: 'detaching a test disk' }).catch(() => undefined);
+  for (const l of loops) await partition.detachLoop(l).catch(() => undefined);
   await removeDir(work);
 });
 

@@ -5,12 +5,12 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { run } from '../../core/index.js';
 import { capture, generalize } from '../../imaging/index.js';
+import { withAttachedImage } from '../../partition/index.js';
 import { makeReferenceTree } from '../../test-support/reference-tree.js';
 import { removeDir, sparseFile, tempDir } from '../../test-support/tree.js';
 import { parsePlan, type DeployPlanInput } from '../plan/index.js';
 import { specializeLinux } from '../specialize/index.js';
-import { sha256File } from './index.js';
-import { deploy } from './index.js';
+import { deploy, sha256File } from './index.js';
 import { DeployEventSchema, type DeployEvent } from '../events/index.js';
 
 // A tiny reference system (busybox, an init, the host's kernel) is generalized, captured into a
@@ -24,7 +24,6 @@ const FACTS = { mac: '52:54:00:12:34:56', serial: 'SN 0042' };
 let dir: string;
 let share: string;
 let wimSha: string;
-const attached: string[] = [];
 
 function planInput(overrides: { sha256?: string; wipe?: boolean } = {}): DeployPlanInput {
   return {
@@ -40,16 +39,8 @@ function planInput(overrides: { sha256?: string; wipe?: boolean } = {}): DeployP
   };
 }
 
-async function withDisk<T>(image: string, fn: (loop: string) => Promise<T>): Promise<T> {
-  const loop = (await run('losetup', ['--find', '--show', '--partscan', '--read-only', image])).stdout.trim();
-  attached.push(loop);
-  try {
-    await run('partx', ['--update', loop], { okExitCodes: [0, 1] });
-    return await fn(loop);
-  } finally {
-    await run('losetup', ['--detach', loop]);
-    attached.splice(attached.indexOf(loop), 1);
-  }
+function withDisk<T>(image: string, fn: (loop: string) => Promise<T>): Promise<T> {
+  return withAttachedImage(image, fn, { readOnly: true });
 }
 
 async function blkid(node: string): Promise<Record<string, string>> {
@@ -108,7 +99,6 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const loop of attached) await run('losetup', ['--detach', loop]).catch(() => undefined);
   await removeDir(dir);
 });
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { lstat, mkdtemp, readdir, readFile, readlink, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { run } from '../../core/index.js';
+import { withAttachedImage } from '../../partition/index.js';
 
 // What a deployed disk holds, read back with tools that did not write it, leaving out only what
 // is meant to differ between two deploys of the same plan: random identifiers (disk GUID,
@@ -34,10 +35,12 @@ const MARKER = 'var/lib/imagepe/deployed.json';
 
 /** Reads a disk image file deployed with the base layout (ESP p1, bios-boot p2, ext4 root p3). */
 export async function readDiskState(disk: string): Promise<DiskState> {
-  const loop = (await run('losetup', ['--find', '--show', '--partscan', '--read-only', disk])).stdout.trim();
+  return withAttachedImage(disk, (loop) => readAttached(disk, loop), { readOnly: true });
+}
+
+async function readAttached(disk: string, loop: string): Promise<DiskState> {
   const mnt = await mkdtemp(join(dirname(disk), 'state-'));
   try {
-    await run('partx', ['--update', loop], { okExitCodes: [0, 1] });
     const name = basename(loop);
     const generic = (text: string) => text.replaceAll(loop, '/dev/DISK').replaceAll(name, 'DISK');
     const sf = JSON.parse((await run('sfdisk', ['--json', loop])).stdout) as { partitiontable: Record<string, unknown> & { partitions?: Record<string, unknown>[] } };
@@ -78,7 +81,6 @@ export async function readDiskState(disk: string): Promise<DiskState> {
     return { table, filesystems, root, marker, esp };
   } finally {
     await rmdir(mnt).catch(() => undefined);
-    await run('losetup', ['--detach', loop]);
   }
 }
 

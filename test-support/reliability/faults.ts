@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm, rmdir, symlink } from 'nod
 import { join } from 'node:path';
 import { ImagepeError, run, type ErrorCode } from '../../core/index.js';
 import { stderrTailOf } from '../../core/index.js';
+import { withAttachedImage } from '../../partition/index.js';
 import { deploy, sha256File, type DeployOptions } from '../../agent/deploy/index.js';
 import type { DeployEvent, DeployStep } from '../../agent/events/index.js';
 import { parsePlan, type DeployPlanInput } from '../../agent/plan/index.js';
@@ -271,10 +272,9 @@ export async function nothingBootable(disk: string): Promise<string[]> {
   } finally {
     await fh.close();
   }
-  const loop = (await run('losetup', ['--find', '--show', '--partscan', '--read-only', disk])).stdout.trim();
+  await withAttachedImage(disk, async (loop) => {
   const mnt = await mkdtemp(join(disk, '..', 'inspect-'));
   try {
-    await run('partx', ['--update', loop], { okExitCodes: [0, 1] });
     const root = `${loop}p3`;
     const fs = await run('blkid', ['--probe', '--match-tag', 'TYPE', '--output', 'value', root], { okExitCodes: [0, 2] }).catch(() => undefined);
     if (fs?.stdout.trim() === 'ext4') {
@@ -288,8 +288,8 @@ export async function nothingBootable(disk: string): Promise<string[]> {
     }
   } finally {
     await rmdir(mnt).catch(() => undefined);
-    await run('losetup', ['--detach', loop]);
   }
+  }, { readOnly: true });
   return problems;
 }
 
