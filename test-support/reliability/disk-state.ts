@@ -3,20 +3,14 @@ import { lstat, mkdtemp, readdir, readFile, readlink, rmdir } from 'node:fs/prom
 import { basename, dirname, join, relative } from 'node:path';
 import { run } from '../../core/index.js';
 import { withAttachedImage } from '../../partition/index.js';
+import type { EntrySnapshot } from '../tree.js';
 
 // What a deployed disk holds, read back with tools that did not write it, leaving out only what
 // is meant to differ between two deploys of the same plan: random identifiers (disk GUID,
 // partition and filesystem UUIDs), times, and the loop device the file happened to get.
 
-export interface TreeEntry {
-  type: 'file' | 'dir' | 'symlink' | 'other';
-  mode: number;
-  uid: number;
-  gid: number;
-  size?: number;
-  sha256?: string;
-  target?: string;
-}
+/** A path of a deployed tree as two deploys must agree on it: EntrySnapshot's content and owner fields, devices and FIFOs as "other". */
+export type TreeEntry = Pick<EntrySnapshot, 'mode' | 'uid' | 'gid' | 'size' | 'sha256' | 'target'> & { type: 'file' | 'dir' | 'symlink' | 'other' };
 
 export interface DiskState {
   /** sfdisk --json without the disk and partition GUIDs and with device names made generic. */
