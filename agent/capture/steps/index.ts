@@ -1,4 +1,4 @@
-import { stepNames } from '../../steps/step.js';
+import { stepNames } from '../../steps/index.js';
 import { captureStep } from './capture.js';
 import { diskStep } from './disk.js';
 import { generalizeStep } from './generalize.js';

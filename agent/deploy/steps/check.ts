@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { ImagepeError, pathKind } from '../../../core/index.js';
 import * as imaging from '../../../imaging/index.js';
 import type * as partition from '../../../partition/index.js';
-import { LAYOUT_PROPERTY, parseRecordedLayout } from '../../capture/record-layout.js';
+import { LAYOUT_PROPERTY, parseRecordedLayout } from '../../capture/index.js';
 import { formatPath, layoutProblems, PlanError, type DeployPlan } from '../../plan/index.js';
 import { defineStep, need } from '../../steps/index.js';
 import { confirmDisk, resolveTargetLayout, type DeployContext } from '../context.js';

@@ -1,4 +1,4 @@
-import { stepNames } from '../../steps/step.js';
+import { stepNames } from '../../steps/index.js';
 import { applyStep } from './apply.js';
 import { bootloaderStep } from './bootloader.js';
 import { checkStep } from './check.js';
