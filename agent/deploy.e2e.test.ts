@@ -71,7 +71,7 @@ describe.each([
       // The plan says poweroff: the PE turns the machine off by itself.
       await vm.waitForExit(60_000);
       const steps = vm.events.filter((e) => e.type === 'step' && e.status === 'done').map((e) => (e.type === 'step' ? e.step : ''));
-      expect(steps).toEqual(['plan', 'disk', 'share', 'check', 'partition', 'format', 'apply', 'specialize', 'bootloader', 'verify']);
+      expect(steps).toEqual(['plan', 'disk', 'share', 'check', 'partition', 'format', 'apply', 'remap', 'specialize', 'bootloader', 'verify']);
       process.stdout.write(`${firmware}: PE start to deployed ${vm.elapsedSeconds().toFixed(1)} s wall (${vm.accel.accel})\n`);
       return done;
     });

@@ -4,7 +4,9 @@ import { ImagepeError } from '../core/index.js';
 
 /**
  * The sysprep step for a Linux reference system mounted at ROOT: remove what makes the copy
- * one particular machine, so each deployed machine makes its own on first boot.
+ * one particular machine. What each deployed machine then has of its own comes from systemd on
+ * first boot (machine-id, random seed, leases) or from imagepe's specialize (SSH host keys, which
+ * Debian does not make again on boot).
  */
 export type GeneralizeAction = 'empty' | 'remove' | 'truncate';
 
@@ -37,7 +39,7 @@ interface Rule {
 const RULES: readonly Rule[] = [
   { pattern: '/etc/machine-id', action: 'empty', reason: 'machine id (systemd makes a new one on first boot)' },
   { pattern: '/var/lib/dbus/machine-id', action: 'remove', reason: 'D-Bus machine id' },
-  { pattern: '/etc/ssh/ssh_host_*', action: 'remove', reason: 'SSH host key (made anew on first boot)' },
+  { pattern: '/etc/ssh/ssh_host_*', action: 'remove', reason: 'SSH host key (every copy would share it; imagepe deploy makes each machine its own)' },
   { pattern: '/var/lib/systemd/random-seed', action: 'remove', reason: 'systemd random seed' },
   { pattern: '/var/lib/systemd/credential.secret', action: 'remove', reason: 'systemd credential secret' },
   { pattern: '/var/lib/dhcp/*', action: 'remove', reason: 'DHCP lease' },

@@ -277,6 +277,26 @@ export async function dir(wimPath: string, image: ImageSelector, options: { path
   return options.detailed ? parseDirDetailed(r.stdout) : parseDirPlain(r.stdout);
 }
 
+/**
+ * One file of an image, read without extracting the image (`wimlib-imagex extract --to-stdout`),
+ * as text; undefined when the image has no such path. Configuration files are what this is for:
+ * the deploy reads the image's /etc/fstab before anything is written.
+ */
+export async function readImageFile(wimPath: string, image: ImageSelector, path: string, options: { signal?: AbortSignal } = {}): Promise<string | undefined> {
+  const wim = await info(wimPath, options);
+  const chosen = selectImage(wim, image);
+  try {
+    const r = await wimlib(['extract', wimPath, String(chosen.index), path, '--to-stdout', '--no-acls'], { operation: 'extract', what: `reading ${path} from image ${chosen.index} of ${wimPath}`, signal: options.signal, timeoutMs: 120_000 });
+    return r.stdout;
+  } catch (e) {
+    // wimlib's "the path does not exist in the WIM image".
+    if ((e as { exitCode?: number }).exitCode === PATH_NOT_IN_IMAGE || ((e as { cause?: { exitCode?: number } }).cause?.exitCode === PATH_NOT_IN_IMAGE)) return undefined;
+    throw e;
+  }
+}
+
+const PATH_NOT_IN_IMAGE = 49;
+
 export interface MountOptions extends JobOptions {
   unixData?: boolean;
   check?: boolean;

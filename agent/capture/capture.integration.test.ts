@@ -282,7 +282,7 @@ describe('capture a Linux reference disk', () => {
       logs: false,
     });
     await deploy(deployPlan, { disk: target, yes: true, events: (e) => events.push(e) });
-    expect(stepsDone(events)).toEqual(['plan', 'disk', 'share', 'check', 'partition', 'format', 'apply', 'specialize', 'bootloader (skipped)', 'verify']);
+    expect(stepsDone(events)).toEqual(['plan', 'disk', 'share', 'check', 'partition', 'format', 'apply', 'remap', 'specialize', 'initramfs (skipped)', 'bootloader (skipped)', 'verify']);
     expect(events.find((e) => e.type === 'step' && e.step === 'apply' && e.status === 'done')).toMatchObject({ detail: '2 "custom" -> root' });
 
     const ref = await tableOf(reference);
@@ -348,6 +348,10 @@ describe('capture an NTFS reference disk', () => {
           { name: 'Windows', size: 'rest', type: 'windows-basic', format: 'ntfs', label: 'Windows' },
         ],
       },
+      volumes: [
+        { partition: 'MSR', number: 1, partlabel: 'MSR', partuuid: expect.any(String) },
+        { partition: 'Windows', number: 2, partlabel: 'Windows', partuuid: expect.any(String), fsType: 'ntfs', label: 'Windows', uuid: expect.any(String) },
+      ],
     });
     const listing = (await imaging.dir(join(share, 'windows.wim'), 1, { detailed: true })) as imaging.WimDirEntry[];
     expect(listing.find((e) => e.path === '/Windows/System32/kernel32.dll')?.size).toBe(50_000);

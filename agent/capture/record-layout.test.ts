@@ -34,6 +34,12 @@ describe('recordLayout', () => {
           { name: 'root', size: 'rest', type: 'linux', format: 'ext4', label: 'root', mount: '/', flags: ['bootable'] },
         ],
       },
+      // Every name the reference's files may use for each partition, apart from the layout.
+      volumes: [
+        { partition: 'ESP', number: 1, fsType: 'vfat', uuid: '1234-ABCD', label: 'ESP', partuuid: 'A1', partlabel: 'ESP' },
+        { partition: 'bios-boot', number: 2, partuuid: 'A2', partlabel: 'bios-boot' },
+        { partition: 'root', number: 3, fsType: 'ext4', uuid: '0b3c...', label: 'root', partuuid: 'A3', partlabel: 'root' },
+      ],
     });
     // It is a layout partition/ accepts, and it plans on a disk like the one it came from.
     const layout = parseLayout(recorded.layout);
@@ -41,7 +47,7 @@ describe('recordLayout', () => {
     expect(p.partitions.map((x) => [x.name, x.sizeBytes])).toEqual([['ESP', 64 * 1024 ** 2], ['bios-boot', 1024 ** 2], ['root', expect.any(Number)]]);
   });
 
-  it('keeps explicit sizes when the image partition is not the last one, in disk order, and never records UUIDs', () => {
+  it('keeps explicit sizes when the image partition is not the last one, in disk order, and never puts UUIDs in the layout', () => {
     const table: SfdiskTable = {
       ...GPT,
       partitions: [
@@ -54,9 +60,11 @@ describe('recordLayout', () => {
     expect(recorded.imagePartition).toBe('p1');
     expect(recorded.layout.partitions).toEqual([
       { name: 'p1', size: '2048MiB', type: 'linux', format: 'xfs', mount: '/' },
-      { name: 'swap', size: '1024MiB', type: 'linux-swap', format: 'swap', label: 'sw' },
+      { name: 'swap', size: '1024MiB', type: 'linux-swap', format: 'swap', label: 'sw', mount: 'swap' },
     ]);
-    expect(JSON.stringify(recorded)).not.toMatch(/u1|u2/);
+    // A deploy makes new UUIDs from the layout; the reference's are kept apart, for mapping.
+    expect(JSON.stringify(recorded.layout)).not.toMatch(/u1|u2/);
+    expect(recorded.volumes?.map((v) => [v.partition, v.uuid])).toEqual([['p1', 'u1'], ['swap', 'u2']]);
   });
 
   it('records an MBR disk with type bytes, the active flag, and without the extended partition', () => {

@@ -13,6 +13,24 @@ export interface RecordedLayout {
   version: 1;
   layout: LayoutInput;
   imagePartition: string;
+  /**
+   * Every name each partition of the reference answered to (filesystem UUID and label, PARTUUID,
+   * GPT name), by the layout's partition name: what the reference system's files may call them.
+   * Kept apart from the layout, which never carries UUIDs: a deploy makes its own, and maps these
+   * to them (or, asked to keep them, makes the filesystems with them).
+   */
+  volumes?: RecordedVolume[];
+}
+
+/** One partition of the reference as its system knew it. */
+export interface RecordedVolume {
+  partition: string;
+  number: number;
+  fsType?: string;
+  uuid?: string;
+  label?: string;
+  partuuid?: string;
+  partlabel?: string;
 }
 
 export interface RecordInput {
@@ -56,6 +74,7 @@ export function recordLayout(input: RecordInput): { recorded: RecordedLayout; no
 
   const used = new Set<string>();
   const partitions: LayoutInput['partitions'] = [];
+  const volumes: RecordedVolume[] = [];
   let imageName = '';
   for (const p of parts) {
     const fs = input.filesystems.get(p.number) ?? {};
@@ -80,11 +99,21 @@ export function recordLayout(input: RecordInput): { recorded: RecordedLayout; no
     if (fs.LABEL && format !== 'none') entry.label = fs.LABEL;
     if (isImage && linuxImage) entry.mount = '/';
     else if (linuxImage && type === 'esp' && format === 'vfat') entry.mount = '/boot/efi';
+    else if (linuxImage && format === 'swap') entry.mount = 'swap';
+    const volume: RecordedVolume = { partition: name, number: p.number };
+    if (fs.TYPE) volume.fsType = fs.TYPE;
+    if (fs.UUID) volume.uuid = fs.UUID;
+    if (fs.LABEL) volume.label = fs.LABEL;
+    if (gpt && p.uuid) volume.partuuid = p.uuid;
+    if (gpt && p.name?.trim()) volume.partlabel = p.name;
+    // An MBR partition's PARTUUID is the disk id and the number: 0x1234abcd-02.
+    if (!gpt && table.id) volume.partuuid = `${table.id.replace(/^0x/i, '').toLowerCase()}-${String(p.number).padStart(2, '0')}`;
+    volumes.push(volume);
     const bootable = gpt ? (p.attrs ?? '').includes('LegacyBIOSBootable') : p.bootable === true;
     if (bootable) entry.flags = ['bootable'];
     partitions.push(entry);
   }
-  return { recorded: { version: 1, layout: { table: gpt ? 'gpt' : 'mbr', partitions }, imagePartition: imageName }, notes };
+  return { recorded: { version: 1, layout: { table: gpt ? 'gpt' : 'mbr', partitions }, imagePartition: imageName, volumes }, notes };
 }
 
 function typeName(code: string, gpt: boolean): string {
@@ -112,16 +141,29 @@ function partitionNumber(node: string): number {
   return Number(/(\d+)$/.exec(node)?.[1] ?? NaN);
 }
 
+const RecordedVolumeSchema = z
+  .object({
+    partition: z.string().min(1),
+    number: z.number().int().positive(),
+    fsType: z.string().optional(),
+    uuid: z.string().optional(),
+    label: z.string().optional(),
+    partuuid: z.string().optional(),
+    partlabel: z.string().optional(),
+  })
+  .strict();
+
 export const RecordedLayoutSchema = z
   .object({
     version: z.literal(1),
     layout: LayoutSchema,
     imagePartition: z.string().min(1),
+    volumes: z.array(RecordedVolumeSchema).optional(),
   })
   .strict();
 
 /** Reads a recorded layout back (from the image property); `where` names the image for messages. */
-export function parseRecordedLayout(text: string, where: string): { layout: Layout; imagePartition: string } {
+export function parseRecordedLayout(text: string, where: string): { layout: Layout; imagePartition: string; volumes: RecordedVolume[] } {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -135,9 +177,9 @@ export function parseRecordedLayout(text: string, where: string): { layout: Layo
       hint: 'It may come from a newer imagepe; give target.layout in the plan instead of from-image.',
     });
   }
-  const { layout, imagePartition } = result.data;
+  const { layout, imagePartition, volumes = [] } = result.data;
   if (!layout.partitions.some((p) => p.name === imagePartition)) {
     throw new ImagepeError('INVALID_INPUT', `${where} records the image as coming from partition ${imagePartition}, which its layout does not have`, { hint: 'Give target.layout in the plan instead of from-image.' });
   }
-  return { layout, imagePartition };
+  return { layout, imagePartition, volumes: volumes.map((v) => Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined)) as unknown as RecordedVolume) };
 }

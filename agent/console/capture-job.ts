@@ -12,7 +12,7 @@ import type { Terminal } from './terminal.js';
 /** What generalize removes or empties (imaging/generalize.ts), said before the technician agrees. */
 export const GENERALIZE_LOSSES = [
   'the machine-id (emptied: systemd makes a new one) and the D-Bus machine id',
-  'the SSH host keys (made anew on first boot)',
+  'the SSH host keys (a deploy makes each machine its own)',
   'the random seed, the systemd credential secret and NetworkManager secret',
   'DHCP leases, persistent network and CD names, cloud-init instance state',
   'journals, rotated logs and shell histories; log files are emptied',

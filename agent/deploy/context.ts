@@ -4,8 +4,11 @@ import * as partition from '../../partition/index.js';
 import type { GrubResult } from '../bootloader/index.js';
 import type { DeployEventSink } from '../events/index.js';
 import type { DeployPlan, MachineFacts } from '../plan/index.js';
+import type { RecordedVolume } from '../capture/index.js';
 import type { MappedShare } from '../share/index.js';
-import { need } from '../steps/index.js';
+import { enterChroot, type Chroot } from '../system/chroot.js';
+import type { VolumeIdentity } from '../system/references.js';
+import { need, type StepIO } from '../steps/index.js';
 
 /** What deploy asks a confirm callback about, once the disk is chosen and read and before anything is written. */
 export interface DiskSummary {
@@ -79,11 +82,19 @@ export interface DeployContext {
   /** check: the WIM as a local file, and the images the plan's apply entries name. */
   wimPath?: string;
   images?: imaging.WimImage[];
+  /** check: every name the reference's partitions answered to, when the image records them (imagepe capture mode). */
+  recordedVolumes: RecordedVolume[];
+  /** check: where the reference mounted each recorded partition, by partition name. */
+  recordedMounts: Map<string, string>;
   /** partition: the partition nodes; format (or partition, with nothing to format): the read-back result. */
   nodes?: Map<number, string>;
   applied?: partition.AppliedPartition[];
   /** apply: where the target's filesystems are mounted as one tree. */
   targetRoot?: string;
+  /** remap, specialize: paths of the image that were renamed or removed on purpose (verify does not miss them). */
+  changedPaths: Set<string>;
+  /** remap (first to need it): the deployed system with /dev, /proc and /sys, to run its own tools in. */
+  chroot?: Chroot;
   /** specialize */
   machineId?: string | undefined;
   /** bootloader */
@@ -140,6 +151,33 @@ export function bootPartition(ctx: DeployContext): partition.AppliedPartition {
 /** The layout's ESP, when it has one formatted FAT. */
 export function espOf(ctx: DeployContext): partition.ResolvedPartition | undefined {
   return need(ctx.layout, 'the layout').partitions.find((p) => p.type === 'esp' && p.format === 'vfat');
+}
+
+/** The volumes on the deployed disk with every name they answer to, for mapping and checking references. */
+export function deployedVolumes(ctx: DeployContext): VolumeIdentity[] {
+  const gpt = need(ctx.layout, 'the layout').table === 'gpt';
+  return need(ctx.applied, 'the partitions').map((p) => ({
+    partition: p.name,
+    number: p.number,
+    fsType: p.fsType,
+    uuid: p.uuid,
+    label: p.label,
+    partuuid: p.partuuid,
+    partlabel: gpt ? p.name : undefined,
+    mount: p.mount ?? (p.fsType === 'swap' ? 'swap' : undefined),
+  }));
+}
+
+/**
+ * The deployed system as a chroot (entered once, by the first step that runs the system's own
+ * tools, and released with the run's other resources, before the tree is unmounted).
+ */
+export async function systemChroot(ctx: DeployContext, io: StepIO): Promise<Chroot> {
+  if (ctx.chroot) return ctx.chroot;
+  const chroot = await enterChroot(need(ctx.targetRoot, 'the target tree'), { signal: io.signal });
+  io.cleanup.add(`leave the chroot ${chroot.root}`, ({ strict, warn }) => chroot.release(strict, warn));
+  ctx.chroot = chroot;
+  return chroot;
 }
 
 function isTreeFs(fsType: string | undefined): boolean {

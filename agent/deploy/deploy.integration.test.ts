@@ -116,7 +116,9 @@ describe('deploy into a disk image', () => {
     // Events: each a valid line of the schema, steps in the order the issue lists, then deployed.
     for (const e of events) expect(DeployEventSchema.safeParse(JSON.parse(JSON.stringify(e))).success).toBe(true);
     const done = events.filter((e) => e.type === 'step' && e.status !== 'started').map((e) => (e.type === 'step' ? e.step : ''));
-    expect(done).toEqual(['plan', 'disk', 'share', 'check', 'partition', 'format', 'apply', 'specialize', 'bootloader', 'verify']);
+    expect(done).toEqual(['plan', 'disk', 'share', 'check', 'partition', 'format', 'apply', 'remap', 'specialize', 'initramfs', 'bootloader', 'verify']);
+    // The busybox reference has no initramfs tool: the step says so and skips.
+    expect(events.find((e) => e.type === 'step' && e.step === 'initramfs' && e.status === 'skipped')).toMatchObject({ detail: 'the image has neither update-initramfs nor dracut' });
     expect(events[events.length - 1]).toMatchObject({ type: 'deployed', disk, hostname: 'node-525400123456', after: 'poweroff' });
     expect(events.some((e) => e.type === 'progress' && e.step === 'apply' && e.unit === 'bytes' && e.total !== undefined && e.done === e.total)).toBe(true);
     expect(events.some((e) => e.type === 'progress' && e.step === 'check' && e.phase === 'Hashing image')).toBe(true);

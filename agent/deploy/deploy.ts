@@ -14,7 +14,7 @@ import { deploySteps } from './steps/index.js';
  * LAYOUT_INVALID, VERIFY_FAILED, CANCELLED, COMMAND_FAILED with the command's stderr tail.
  */
 export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Promise<DeployResult> {
-  const ctx: DeployContext = { plan, options, diskShown: options.disk ?? (plan.target.disk && 'path' in plan.target.disk ? plan.target.disk.path : ''), holds: [] };
+  const ctx: DeployContext = { plan, options, diskShown: options.disk ?? (plan.target.disk && 'path' in plan.target.disk ? plan.target.disk.path : ''), holds: [], recordedVolumes: [], recordedMounts: new Map(), changedPaths: new Set() };
   const outcome = await runSteps({
     steps: deploySteps,
     context: ctx,

@@ -50,10 +50,32 @@ export function expandHostname(template: string, facts: MachineFacts, random: ()
   return name;
 }
 
+// What firmware writes into DMI fields nobody filled in: vendors' defaults, and UUIDs of one digit.
+const PLACEHOLDERS = [
+  /^(none|null|n\/?a|na|invalid|unknown|empty|oem|o\.e\.m\.|default|default string|to be filled by o\.e\.m\.?)$/i,
+  /^not (specified|applicable|available|set|defined)$/i,
+  /^(system|chassis|base ?board|product) (serial|serial number|product name|name|uuid|version)$/i,
+  /^(serial|serial ?number|sn|s\/n)$/i,
+  /^(0123456789|123456789|1234567890|12345678|01234567)$/,
+  // One character repeated (0000…, FFFF…, xxxx…), with or without a UUID's dashes.
+  /^([0-9a-z])(\1|-){3,}$/i,
+  /^0+$/,
+  // The UUID many boards share: a counting pattern, not an identity.
+  /^03000200-0400-0500-0006-000700080009$/i,
+];
+
+/** Whether a DMI value is a firmware placeholder rather than this machine's own (serial "System Serial Number", UUID ffffffff-…). */
+export function isFirmwarePlaceholder(value: string): boolean {
+  const v = value.trim();
+  return v === '' || PLACEHOLDERS.some((p) => p.test(v));
+}
+
 function need(v: string | undefined, token: string): string {
-  // Firmware fills unset DMI fields with placeholders; a hostname made of one would repeat on every machine.
-  if (!v || /^(none|default string|to be filled by o\.e\.m\.|not specified|0+)$/i.test(v.trim())) {
-    throw new ImagepeError('NOT_FOUND', `the hostname template uses {${token}}, but this machine has none`, { hint: 'Use another token, such as {mac} or {random}.' });
+  // A hostname made of a placeholder would be the same on every machine of the model.
+  if (!v || isFirmwarePlaceholder(v)) {
+    throw new ImagepeError('NOT_FOUND', `the hostname template uses {${token}}, but this machine has none${v?.trim() ? ` (its firmware says "${v.trim()}", a placeholder every machine of the model may carry)` : ''}`, {
+      hint: 'Use another token, such as {mac} or {random}.',
+    });
   }
   return v.trim();
 }

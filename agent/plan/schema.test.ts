@@ -27,8 +27,9 @@ describe('plan schema', () => {
     expect(p.source.index).toBe(1);
     expect(p.target.wipe).toBe(false);
     expect(p.apply[0]).toEqual({ partition: 'root', mode: 'auto' });
-    expect(p.specialize).toEqual({ machineId: 'new', removeSshHostKeys: true, files: [] });
-    expect(p.bootloader).toEqual({ type: 'grub', firmware: 'both', kernelArgs: '' });
+    expect(p.specialize).toEqual({ machineId: 'new', removeSshHostKeys: true, sshHostKeys: 'new', files: [] });
+    expect(p.bootloader).toEqual({ type: 'grub', firmware: 'both', kernelArgs: '', initramfs: 'rebuild' });
+    expect(p.target.identities).toBe('new');
     expect(p.after).toBe('reboot');
     expect(p.logs).toBe(true);
   });

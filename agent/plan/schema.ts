@@ -56,6 +56,10 @@ export const TargetSchema = z
       .union([LayoutSchema, z.literal(FROM_IMAGE)], { message: `expected a layout ({ table, partitions }) or "${FROM_IMAGE}"` })
       .describe(`A partition/ layout, or "${FROM_IMAGE}": the layout imagepe's capture mode recorded in the image (IMAGEPE/LAYOUT)`),
     wipe: z.boolean().default(false).describe('Erase whatever the disk holds; without it only a blank disk is deployed to'),
+    identities: z
+      .enum(['new', 'keep'])
+      .default('new')
+      .describe("new: every filesystem gets a new UUID and the system's references to the reference's are rewritten; keep: the filesystems are made with the reference's UUIDs and labels, so nothing needs rewriting (one copy per network or disk set: duplicates confuse mount by UUID)"),
   })
   .strict();
 
@@ -89,7 +93,8 @@ export const SpecializeSchema = z
       .optional()
       .describe(`Hostname template; tokens: ${HOSTNAME_TOKENS.map((t) => `{${t}}`).join(' ')}`),
     machineId: z.enum(['new', 'keep', 'empty']).default('new').describe('new: a fresh random id; empty: systemd makes one on first boot; keep: leave it'),
-    removeSshHostKeys: z.boolean().default(true).describe('Remove /etc/ssh/ssh_host_* so each machine makes its own on first boot'),
+    removeSshHostKeys: z.boolean().default(true).describe("Remove the image's /etc/ssh/ssh_host_*, which every copy would otherwise share"),
+    sshHostKeys: z.enum(['new', 'none']).default('new').describe("new: make this machine's own SSH host keys with the image's ssh-keygen (Debian does not make missing ones on boot); none: leave it without"),
     files: z.array(FileSchema).default([]),
     unattend: z
       .union([z.object({ file: z.string().min(1) }).strict(), z.object({ xml: z.string().min(1) }).strict()], { message: 'expected { file: PATH } or { xml: TEXT }' })
@@ -102,7 +107,8 @@ export const BootloaderSchema = z
   .object({
     type: z.enum(['grub', 'none']).default('grub'),
     firmware: z.enum(['bios', 'uefi', 'both']).default('both'),
-    kernelArgs: z.string().default('').describe('Appended to the kernel command line of a generated grub.cfg'),
+    kernelArgs: z.string().default('').describe("Added to the kernel command line: in a generated grub.cfg, or through /etc/default/grub.d when the image's own GRUB is used"),
+    initramfs: z.enum(['rebuild', 'keep']).default('rebuild').describe("rebuild: every initramfs is rebuilt with the image's own tool on this machine (its resume device, host-only drivers); keep: leave the image's as they are"),
   })
   .strict();
 
@@ -117,8 +123,8 @@ export const PlanSchema = z
       .min(1, { message: 'expected at least one image to apply' })
       .default([])
       .describe(`Which image goes to which partition; with target.layout: ${FROM_IMAGE} it may be left out`),
-    specialize: SpecializeSchema.default({ machineId: 'new', removeSshHostKeys: true, files: [] }),
-    bootloader: BootloaderSchema.default({ type: 'grub', firmware: 'both', kernelArgs: '' }),
+    specialize: SpecializeSchema.default({ machineId: 'new', removeSshHostKeys: true, sshHostKeys: 'new', files: [] }),
+    bootloader: BootloaderSchema.default({ type: 'grub', firmware: 'both', kernelArgs: '', initramfs: 'rebuild' }),
     after: z.enum(['reboot', 'poweroff', 'shell']).default('reboot'),
     logs: z.boolean().default(true).describe('Write the full log to logs/ on the share when it is writable'),
   })

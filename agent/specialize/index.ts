@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ImagepeError, run } from '../../core/index.js';
+import { run } from '../../core/index.js';
+import { pathInside as inside } from '../system/paths.js';
 
 export interface LinuxSpecialize {
   hostname?: string;
@@ -87,36 +88,6 @@ export async function specializeLinux(root: string, spec: LinuxSpecialize): Prom
 
 export function parseMode(mode: number | string): number {
   return typeof mode === 'number' ? mode : parseInt(mode, 8);
-}
-
-/**
- * The host path of `path` inside the tree at root. A symlink in an image is resolved relative to
- * the deployed system, never to this machine: an absolute link such as /etc/hosts -> /run/hosts
- * must land in root/run/hosts, not in the PE's /run.
- */
-async function inside(root: string, path: string, depth = 0): Promise<string> {
-  if (depth > 20) throw new ImagepeError('INVALID_INPUT', `too many symlinks resolving ${path} in the image`);
-  const parts = path.split('/').filter(Boolean);
-  let resolved = '';
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i]!;
-    if (part === '..') {
-      resolved = dirname(resolved === '' ? '/' : resolved);
-      if (resolved === '/') resolved = '';
-      continue;
-    }
-    if (part === '.') continue;
-    const candidate = `${resolved}/${part}`;
-    const st = await lstat(join(root, candidate)).catch(() => undefined);
-    if (st?.isSymbolicLink()) {
-      const target = await readlink(join(root, candidate));
-      const rest = parts.slice(i + 1).join('/');
-      const next = target.startsWith('/') ? target : `${resolved}/${target}`;
-      return inside(root, `${next}/${rest}`, depth + 1);
-    }
-    resolved = candidate;
-  }
-  return join(root, resolved || '/');
 }
 
 async function writeInside(root: string, path: string, data: string | Buffer, mode: number): Promise<void> {

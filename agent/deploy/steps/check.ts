@@ -5,7 +5,8 @@ import { ImagepeError, pathKind } from '../../../core/index.js';
 import * as imaging from '../../../imaging/index.js';
 import type * as partition from '../../../partition/index.js';
 import { LAYOUT_PROPERTY, parseRecordedLayout } from '../../capture/index.js';
-import { formatPath, layoutProblems, PlanError, type DeployPlan } from '../../plan/index.js';
+import { keepIdentities, type RecordedImage } from '../identities.js';
+import { FROM_IMAGE, formatPath, layoutProblems, PlanError, type DeployPlan } from '../../plan/index.js';
 import { defineStep, need } from '../../steps/index.js';
 import { confirmDisk, resolveTargetLayout, type DeployContext } from '../context.js';
 import { assertSha256, download, sha256File } from '../hash.js';
@@ -54,10 +55,28 @@ export const checkStep = defineStep({
     }
     // Messages name the image as the plan does, not by the share's mount point in the PE.
     const shownWim = { ...wim, path: share.imageUrl ? share.imageUrl.href : `${source.url.replace(/\/$/, '')}/${source.image}` };
+    const image = imaging.selectImage(shownWim, source.index);
+    const where = `image ${image.index} "${image.name}" of ${source.image}`;
+    const recordedText = await imaging.imageProperty(ctx.wimPath, image.index, LAYOUT_PROPERTY, signalOpt);
+    const recorded = recordedText === undefined ? undefined : parseRecordedLayout(recordedText, where);
+    if (recorded) {
+      ctx.recordedVolumes = recorded.volumes;
+      for (const p of recorded.layout.partitions) if (p.mount) ctx.recordedMounts.set(p.name, p.mount);
+    }
     if (!ctx.layout) {
-      const resolved = await layoutFromImage(ctx.plan, ctx.wimPath, imaging.selectImage(shownWim, source.index), io.signal);
-      ctx.plan = resolved.plan;
-      ctx.layout = resolveTargetLayout(ctx, resolved.layout);
+      let layout: partition.Layout;
+      if (ctx.plan.target.layout === FROM_IMAGE) {
+        const resolved = layoutFromImage(ctx.plan, recorded, where);
+        ctx.plan = resolved.plan;
+        layout = resolved.layout;
+      } else layout = ctx.plan.target.layout;
+      if (ctx.plan.target.identities === 'keep') {
+        const fstab = await imaging.readImageFile(ctx.wimPath, rootImageIndex(ctx.plan, layout) ?? image.index, '/etc/fstab', signalOpt);
+        const kept = keepIdentities(layout, recorded, fstab);
+        for (const n of kept.notes) io.warn(n);
+        layout = kept.layout;
+      }
+      ctx.layout = resolveTargetLayout(ctx, layout);
       await confirmDisk(ctx, ctx.layout);
     }
     const plan = ctx.plan;
@@ -70,17 +89,21 @@ export const checkStep = defineStep({
  * The layout imagepe's capture mode recorded in the image, checked against the plan as the schema
  * checks an explicit one; without apply entries, the image goes to the partition it came from.
  */
-async function layoutFromImage(plan: DeployPlan, wimPath: string, image: imaging.WimImage, signal: AbortSignal | undefined): Promise<{ plan: DeployPlan; layout: partition.Layout }> {
-  const where = `image ${image.index} "${image.name}" of ${plan.source.image}`;
-  const text = await imaging.imageProperty(wimPath, image.index, LAYOUT_PROPERTY, signal ? { signal } : {});
-  if (text === undefined) {
+function layoutFromImage(plan: DeployPlan, recorded: RecordedImage | undefined, where: string): { plan: DeployPlan; layout: partition.Layout } {
+  if (recorded === undefined) {
     throw new ImagepeError('NOT_FOUND', `${where} records no disk layout (${LAYOUT_PROPERTY}): it was captured without imagepe capture mode; give target.layout`, {
       hint: 'Write the layout into the plan (target.layout), or capture the reference with imagepe.mode=capture, which records it.',
     });
   }
-  const recorded = parseRecordedLayout(text, where);
   const apply = plan.apply.length > 0 ? plan.apply : [{ partition: recorded.imagePartition, mode: 'auto' as const }];
   const problems = layoutProblems(recorded.layout, { ...plan, apply }, `the layout recorded in ${where}`);
   if (problems.length > 0) throw new PlanError(problems.map((p) => `${formatPath(p.path)}: ${p.message}`), `the plan with the layout of ${where}`);
   return { plan: { ...plan, apply, target: { ...plan.target, layout: recorded.layout } }, layout: recorded.layout };
+}
+
+/** The image applied to the partition mounted at /: the one whose /etc/fstab describes the system. */
+function rootImageIndex(plan: DeployPlan, layout: partition.Layout): number | string | undefined {
+  const root = layout.partitions.find((p) => p.mount === '/');
+  const entry = plan.apply.find((a) => a.partition === root?.name);
+  return entry ? (entry.index ?? plan.source.index) : undefined;
 }

@@ -4,8 +4,10 @@ import { bootloaderStep } from './bootloader.js';
 import { checkStep } from './check.js';
 import { diskStep } from './disk.js';
 import { formatStep } from './format.js';
+import { initramfsStep } from './initramfs.js';
 import { partitionStep } from './partition.js';
 import { planStep } from './plan.js';
+import { remapStep } from './remap.js';
 import { shareStep } from './share.js';
 import { specializeStep } from './specialize.js';
 import { verifyStep } from './verify.js';
@@ -14,6 +16,6 @@ import { verifyStep } from './verify.js';
  * A deploy, in order. Nothing is written before partition: every refusal (the disk, the share,
  * the image) comes first. The names are part of the event schema (agent/events).
  */
-export const deploySteps = [planStep, diskStep, shareStep, checkStep, partitionStep, formatStep, applyStep, specializeStep, bootloaderStep, verifyStep] as const;
+export const deploySteps = [planStep, diskStep, shareStep, checkStep, partitionStep, formatStep, applyStep, remapStep, specializeStep, initramfsStep, bootloaderStep, verifyStep] as const;
 
 export const DEPLOY_STEPS = stepNames(deploySteps);

@@ -1,11 +1,17 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { placeUnattend, specializeLinux } from '../../specialize/index.js';
 import type { MappedShare } from '../../share/index.js';
+import { systemHas } from '../../system/chroot.js';
+import { unbindMacAddresses } from '../../system/mac-bindings.js';
 import { defineStep, need, skipped } from '../../steps/index.js';
-import { partitionNamed, treePartitionAt, type DeployContext } from '../context.js';
+import { partitionNamed, systemChroot, treePartitionAt, type DeployContext } from '../context.js';
 
-/** This machine's identity on the copy: host name, a new machine-id, the plan's files; unattend.xml for Windows. */
+/**
+ * This machine's identity on the copy: host name, a new machine-id, SSH host keys of its own
+ * (made by the image's ssh-keygen: Debian makes no missing ones on boot), network configuration
+ * freed from the reference's MAC addresses, the plan's files; unattend.xml for Windows.
+ */
 export const specializeStep = defineStep({
   name: 'specialize',
   title: 'Specialized',
@@ -26,6 +32,22 @@ export const specializeStep = defineStep({
       const keys = spec.removed.filter((r) => r.startsWith('/etc/ssh/'));
       if (keys.length) did.push(`${keys.length} SSH host keys removed`);
       if (plan.specialize.files.length) did.push(`${plan.specialize.files.length} files written`);
+      const root = need(ctx.targetRoot, 'the target tree');
+      for (const c of await unbindMacAddresses(root)) {
+        io.info(`specialize: ${c.file}: ${c.changes.join('; ')}`);
+        if (c.removed) ctx.changedPaths.add(c.file);
+        did.push(`${c.file} ${c.removed ? 'removed' : 'no longer bound to a MAC address'}`);
+      }
+      if (plan.specialize.sshHostKeys === 'new' && (await systemHas(root, 'usr/sbin/sshd'))) {
+        if (!(await systemHas(root, 'usr/bin/ssh-keygen'))) io.warn('the image has an SSH server but no ssh-keygen: no host keys were made, so sshd will not start');
+        else {
+          const chroot = await systemChroot(ctx, io);
+          const before = new Set(await hostKeys(root));
+          await chroot.run('ssh-keygen', ['-A'], io.runOpts("making SSH host keys with the image's ssh-keygen", 300_000));
+          const made = (await hostKeys(root)).filter((k) => !before.has(k));
+          if (made.length) did.push(`new SSH host keys (${made.map((k) => k.replace(/^ssh_host_|_key$/g, '')).join(', ')})`);
+        }
+      }
     }
     if (plan.specialize.unattend) {
       const unattend = plan.specialize.unattend;
@@ -40,6 +62,11 @@ export const specializeStep = defineStep({
 /** A Linux tree was applied to a root filesystem: the image is a Linux system to specialize. */
 export function linuxApplied(ctx: DeployContext): boolean {
   return treePartitionAt(ctx, '/') !== undefined && ctx.plan.apply.some((a) => partitionNamed(ctx, a.partition).fsType !== 'ntfs');
+}
+
+/** The private host key files in the system's /etc/ssh. */
+export async function hostKeys(root: string): Promise<string[]> {
+  return (await readdir(join(root, 'etc/ssh')).catch(() => [] as string[])).filter((n) => /^ssh_host_.+_key$/.test(n)).sort();
 }
 
 function unattendPath(file: string, share: MappedShare | undefined): string {

@@ -1,14 +1,18 @@
 import { lstat, open, readFile, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { ImagepeError, run } from '../../../core/index.js';
+import { ImagepeError, pathKind, run } from '../../../core/index.js';
 import * as imaging from '../../../imaging/index.js';
 import * as partition from '../../../partition/index.js';
 import { fatFileExists } from '../../bootloader/index.js';
 import type { DeployPlan } from '../../plan/index.js';
-import { defineStep, need } from '../../steps/index.js';
-import { bootPartition, espOf, partitionNamed, type DeployContext } from '../context.js';
+import { bootProblems, type BootFacts } from '../../system/boot-check.js';
+import { systemHas } from '../../system/chroot.js';
+import { bootEntries } from '../../system/grub.js';
+import { initramfsResume as readInitramfsResume } from '../../system/initramfs.js';
+import { defineStep, need, type StepIO } from '../../steps/index.js';
+import { bootPartition, deployedVolumes, espOf, partitionNamed, systemChroot, type DeployContext } from '../context.js';
 import { DEPLOYED_MARKER, IN_PROGRESS_MARKER, writeMarker } from '../markers.js';
-import { linuxApplied } from './specialize.js';
+import { hostKeys, linuxApplied } from './specialize.js';
 
 const FILE_SAMPLE = 400;
 
@@ -45,7 +49,7 @@ export const verifyStep = defineStep({
         if (!r.stdout.trim()) throw new ImagepeError('VERIFY_FAILED', `${part.name} holds no files after apply`);
         continue;
       }
-      const missing = await missingFiles(need(ctx.wimPath, 'the image'), images[i]!.index, join(targetRoot, part.mount!), part.mount!, plan, layout, io.signal);
+      const missing = await missingFiles(need(ctx.wimPath, 'the image'), images[i]!.index, join(targetRoot, part.mount!), part.mount!, plan, layout, ctx.changedPaths, io.signal);
       if (missing.checked === 0) throw new ImagepeError('VERIFY_FAILED', `image ${images[i]!.index} lists no files to check on ${part.name}`);
       if (missing.paths.length) {
         throw new ImagepeError('VERIFY_FAILED', `${missing.paths.length} of ${missing.checked} sampled files of image ${images[i]!.index} are missing on ${part.name}: ${missing.paths.slice(0, 5).join(', ')}`);
@@ -55,7 +59,9 @@ export const verifyStep = defineStep({
     if (grub) {
       const bootPart = bootPartition(ctx);
       const cfg = await readFile(join(targetRoot, bootPart.mount!, grub.grubCfg), 'utf8').catch(() => '');
-      if (!cfg.includes(`root=${grub.root} `) || !cfg.includes(`--set=root ${bootPart.uuid}`)) throw new ImagepeError('VERIFY_FAILED', `grub.cfg is missing or does not name root=${grub.root}`);
+      // update-grub puts --hint options between --set=root and the UUID.
+      const findsBoot = cfg.split('\n').some((l) => /^\s*search\b.*--set=root\b/.test(l) && l.includes(bootPart.uuid!));
+      if (!cfg.includes(`root=${grub.root} `) || !findsBoot) throw new ImagepeError('VERIFY_FAILED', `grub.cfg is missing or does not name root=${grub.root}`);
       const esp = espOf(ctx);
       if (grub.efiBinary && !(await fatFileExists(partitionNamed(ctx, esp!.name).node, grub.efiBinary, io.signal))) throw new ImagepeError('VERIFY_FAILED', `${grub.efiBinary} is not on the ESP`);
       if (grub.bios) {
@@ -69,6 +75,9 @@ export const verifyStep = defineStep({
       checks.push('bootloader');
     }
     if (linuxApplied(ctx)) {
+      const problems = bootProblems(await bootFacts(ctx, io));
+      if (problems.length) throw new ImagepeError('VERIFY_FAILED', `the deployed system would not boot cleanly:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { hint: 'Fix the image (or the plan\'s layout) so each of these names something on the deployed disk, or mark mounts that may be missing nofail.' });
+      checks.push('boot readiness');
       // Written last: a disk with this file went through every step.
       await rm(join(targetRoot, IN_PROGRESS_MARKER), { force: true });
       await writeMarker(targetRoot, DEPLOYED_MARKER, { source: plan.source.url, image: plan.source.image, images: images.map((i) => ({ index: i.index, name: i.name })), sha256: plan.source.sha256 ?? null, hostname: ctx.hostname ?? null, machineId: ctx.machineId ?? null, deployedAt: new Date().toISOString() });
@@ -80,16 +89,18 @@ export const verifyStep = defineStep({
 
 /**
  * Samples the image's listing and checks each path exists in the deployed tree. Paths that
- * specialize removes on purpose, and those under other partitions' mount points (the ESP is
+ * remap and specialize rename or remove on purpose, and those under other partitions' mount points (the ESP is
  * written with mtools, not mounted) are left out.
  */
-async function missingFiles(wimPath: string, index: number, dir: string, mount: string, plan: DeployPlan, layout: partition.ResolvedLayout, signal: AbortSignal | undefined): Promise<{ checked: number; paths: string[] }> {
+async function missingFiles(wimPath: string, index: number, dir: string, mount: string, plan: DeployPlan, layout: partition.ResolvedLayout, changed: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<{ checked: number; paths: string[] }> {
   const listing = (await imaging.dir(wimPath, index, signal ? { signal } : {})) as string[];
   const otherMounts = layout.partitions.map((p) => p.mount).filter((m): m is string => !!m && m.startsWith('/') && m !== mount && (mount === '/' || m.startsWith(`${mount}/`)));
   const skippedPath = (p: string) =>
     otherMounts.some((m) => p.startsWith(`${posix.join(mount, m.slice(mount.length))}/`) || p === m) ||
     (plan.specialize.removeSshHostKeys && /^\/etc\/ssh\/ssh_host_/.test(p)) ||
     p === '/var/lib/dbus/machine-id' ||
+    // What remap renamed and specialize removed on purpose (a swap unit, a MAC-bound .link).
+    changed.has(p) ||
     // The bootloader step installs GRUB afresh; grub-install replaces what an image captured
     // from a deployed system carries there (its locale files, say).
     (plan.bootloader.type === 'grub' && p.startsWith('/boot/grub/')) ||
@@ -102,6 +113,37 @@ async function missingFiles(wimPath: string, index: number, dir: string, mount: 
     if (!(await lstat(join(dir, p)).then(() => true, () => false))) paths.push(p);
   }
   return { checked: sample.length, paths };
+}
+
+/** What boot readiness is judged on, read from the deployed system. */
+async function bootFacts(ctx: DeployContext, io: StepIO): Promise<BootFacts> {
+  const root = need(ctx.targetRoot, 'the target tree');
+  const read = (p: string) => readFile(join(root, p), 'utf8').catch(() => undefined);
+  const bootPart = bootPartition(ctx);
+  const bootMount = join(root, bootPart.mount === '/' ? '' : bootPart.mount!);
+  const grub = ctx.grub;
+  const grubCfg = grub ? await readFile(join(bootMount, grub.grubCfg), 'utf8').catch(() => undefined) : undefined;
+  const entries = grubCfg ? bootEntries(grubCfg) : [];
+  const existing = new Set<string>();
+  for (const e of entries) for (const p of [e.kernel, e.initrd]) if (p && (await pathKind(join(bootMount, p))) === 'file') existing.add(p);
+  const initramfsResume: { initrd: string; value: string | undefined }[] = [];
+  if (await systemHas(root, 'usr/bin/unmkinitramfs')) {
+    const chroot = await systemChroot(ctx, io);
+    for (const initrd of new Set(entries.map((e) => e.initrd).filter((p): p is string => !!p && existing.has(p)))) {
+      const inSystem = bootPart.mount === '/' ? initrd : `${bootPart.mount}${initrd}`;
+      initramfsResume.push({ initrd: inSystem, value: await readInitramfsResume(chroot, inSystem, io.signal) });
+    }
+  }
+  const { specialize } = ctx.plan;
+  return {
+    volumes: deployedVolumes(ctx),
+    fstab: await read('etc/fstab'),
+    crypttab: await read('etc/crypttab'),
+    grubCfg: grubCfg !== undefined && grub ? { path: bootPart.mount === '/' ? grub.grubCfg : `${bootPart.mount}${grub.grubCfg}`, text: grubCfg } : undefined,
+    bootFileExists: (p) => existing.has(p),
+    initramfsResume,
+    ssh: { server: await systemHas(root, 'usr/sbin/sshd'), wanted: specialize.sshHostKeys === 'new' || !specialize.removeSshHostKeys, hostKeys: await hostKeys(root) },
+  };
 }
 
 async function readBytes(device: string, offset: number, length: number): Promise<Buffer> {

@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathKind, run } from '../core/index.js';
+import { projectRoot } from '../builder/index.js';
+
+/**
+ * A real Debian 12 system from Debian's own packages, made by debootstrap the way an installed
+ * system has them: systemd as init, openssh-server, the distribution kernel with initramfs-tools,
+ * and GRUB for BIOS and UEFI (the -bin packages and grub2-common's update-grub, so one tree
+ * boots either way). Built once and cached as a tarball keyed by what goes into it.
+ */
+export const DEBIAN_SUITE = 'bookworm';
+export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
+export const DEBIAN_PACKAGES = [
+  'systemd',
+  'systemd-sysv',
+  'udev',
+  'dbus',
+  'kmod',
+  'openssh-server',
+  'linux-image-amd64',
+  'initramfs-tools',
+  'zstd',
+  'grub-pc-bin',
+  'grub-efi-amd64-bin',
+  'grub2-common',
+  'dosfstools',
+  'e2fsprogs',
+] as const;
+
+// Bumped when what this file does to the tree after debootstrap changes.
+const RECIPE = 1;
+const LOCK_STALE_MS = 30 * 60_000;
+
+function cacheDir(): string {
+  return join(projectRoot(), '.cache', 'debian-reference');
+}
+
+/** The cache key: suite, mirror, packages and recipe; a different list is a different tree. */
+export function debianTreeKey(): string {
+  return createHash('sha256').update(JSON.stringify({ suite: DEBIAN_SUITE, mirror: DEBIAN_MIRROR, packages: [...DEBIAN_PACKAGES].sort(), recipe: RECIPE })).digest('hex').slice(0, 16);
+}
+
+/**
+ * The path of a zstd tarball of the Debian tree (numeric owners, modes, xattrs, ACLs), built with
+ * debootstrap on the first call and cached in .cache/debian-reference/. Concurrent callers (jest
+ * workers) wait for one build under a lock file. About 45 s to build from Debian's mirror.
+ */
+export async function debianTreeTarball(): Promise<string> {
+  const dir = cacheDir();
+  const tarball = join(dir, `debian-${DEBIAN_SUITE}-${debianTreeKey()}.tar.zst`);
+  if ((await pathKind(tarball)) === 'file') return tarball;
+  await mkdir(dir, { recursive: true });
+  const lock = `${tarball}.lock`;
+  for (;;) {
+    try {
+      const fh = await open(lock, 'wx');
+      await fh.close();
+      break;
+    } catch {
+      if ((await pathKind(tarball)) === 'file') return tarball;
+      const age = Date.now() - (await stat(lock).then((s) => s.mtimeMs, () => Date.now()));
+      if (age > LOCK_STALE_MS) await rm(lock, { force: true });
+      await sleep(2_000);
+    }
+  }
+  try {
+    if ((await pathKind(tarball)) === 'file') return tarball;
+    const work = join(dir, `build-${process.pid}`);
+    await rm(work, { recursive: true, force: true });
+    try {
+      await run('debootstrap', ['--variant=minbase', `--include=${DEBIAN_PACKAGES.join(',')}`, '--components=main', DEBIAN_SUITE, work, DEBIAN_MIRROR], {
+        what: 'building the Debian 12 reference with debootstrap',
+        timeoutMs: 20 * 60_000,
+        idleTimeoutMs: 5 * 60_000,
+      });
+      // What debootstrap leaves that an installed system does not have.
+      await rm(join(work, 'debootstrap'), { recursive: true, force: true });
+      await rm(join(work, 'var/cache/apt/archives'), { recursive: true, force: true });
+      await mkdir(join(work, 'var/cache/apt/archives/partial'), { recursive: true });
+      const temp = `${tarball}.${process.pid}.partial`;
+      await run('tar', ['--numeric-owner', '--xattrs', '--acls', '--zstd', '-C', work, '-cpf', temp, '.'], { what: 'packing the Debian reference', timeoutMs: 10 * 60_000 });
+      await rename(temp, tarball);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+    return tarball;
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
+/** Unpacks the cached Debian tree into `root` (an empty directory, or a fresh filesystem's mount point). */
+export async function unpackDebianTree(root: string): Promise<void> {
+  const tarball = await debianTreeTarball();
+  await run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls', '--zstd', '-C', root, '-xpf', tarball], { what: `unpacking the Debian reference into ${root}`, timeoutMs: 10 * 60_000 });
+}
