@@ -153,3 +153,80 @@ async function configure(root: string, hostname: string, uuids: DebianReference[
   await mkdir(join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
   await run('ln', ['-sf', '/etc/systemd/system/imagepe-report.service', join(root, 'etc/systemd/system/multi-user.target.wants/imagepe-report.service')]);
 }
+
+/** What a deployed Debian disk holds, read back offline (read-only, journal not replayed). */
+export interface DeployedDebian {
+  /** blkid of each partition by number: TYPE, UUID, LABEL, PARTUUID. */
+  filesystems: Record<number, Record<string, string>>;
+  fstab: string;
+  resume: string;
+  hostname: string;
+  machineId: string;
+  /** ssh_host_*_key files, and the ed25519 key's fingerprint. */
+  hostKeys: string[];
+  hostKey: string;
+  /** The linux lines of grub.cfg. */
+  grubLinux: string[];
+  /** RESUME= built into the initramfs. */
+  initramfsResume: string;
+  /** Files on the ESP (mdir -/ -b). */
+  espFiles: string[];
+  /** Text files under /etc that still name any of `oldNames`, with the name. */
+  stale: string[];
+}
+
+/** Reads a deployed disk image whose root is partition `rootNumber` and ESP partition 1. */
+export async function readDeployedDebian(image: string, oldNames: readonly string[], rootNumber = 3): Promise<DeployedDebian> {
+  return partition.withAttachedImage(
+    image,
+    async (loop) => {
+      const numbers = [1, 2, 3, 4].filter((n) => n !== rootNumber).concat(rootNumber);
+      const nodes = await partition.waitForPartitions(loop, numbers, 15_000, (what) => ({ what, timeoutMs: 60_000 }));
+      const filesystems: Record<number, Record<string, string>> = {};
+      for (const [n, node] of nodes) filesystems[n] = await partition.probeFilesystem(node, (what) => ({ what, timeoutMs: 60_000 }));
+      const root = await tempDir('deployed-debian');
+      await run('mount', ['-t', 'ext4', '-o', 'ro,noload', nodes.get(rootNumber)!, root], { what: 'mounting the deployed root' });
+      try {
+        const read = (p: string) => readFile(join(root, p), 'utf8').catch(() => '');
+        const hostKeys = (await run('ls', [join(root, 'etc/ssh')])).stdout.split('\n').filter((n) => /^ssh_host_.+_key$/.test(n));
+        const hostKey = hostKeys.includes('ssh_host_ed25519_key') ? (await run('ssh-keygen', ['-lf', join(root, 'etc/ssh/ssh_host_ed25519_key.pub')])).stdout.split(/\s+/)[1]! : '';
+        const grubLinux = (await read('boot/grub/grub.cfg')).split('\n').map((l) => l.trim()).filter((l) => l.startsWith('linux'));
+        const initrd = (await run('ls', [join(root, 'boot')])).stdout.split('\n').find((n) => n.startsWith('initrd.img-'));
+        let initramfsResume = '';
+        if (initrd) {
+          const unpacked = await tempDir('initrd');
+          try {
+            await run('unmkinitramfs', [join(root, 'boot', initrd), unpacked], { what: 'unpacking the deployed initramfs', timeoutMs: 120_000 });
+            const conf = (await run('sh', ['-c', 'cat "$1"/main/conf/conf.d/* "$1"/conf/conf.d/* 2>/dev/null; true', 'sh', unpacked])).stdout;
+            initramfsResume = /^RESUME=(.*)$/m.exec(conf)?.[1]?.replace(/^"|"$/g, '') ?? '';
+          } finally {
+            await removeDir(unpacked);
+          }
+        }
+        const stale: string[] = [];
+        for (const name of oldNames) {
+          const r = await run('grep', ['-rIl', '--', name, join(root, 'etc')], { okExitCodes: [0, 1] });
+          for (const f of r.stdout.split('\n').filter(Boolean)) stale.push(`${f.slice(root.length)}: ${name}`);
+        }
+        const esp = await run('mdir', ['-/', '-b', '-i', nodes.get(1)!, '::/'], { env: { MTOOLS_SKIP_CHECK: '1' }, okExitCodes: [0, 1] });
+        return {
+          filesystems,
+          fstab: await read('etc/fstab'),
+          resume: (await read('etc/initramfs-tools/conf.d/resume')).trim(),
+          hostname: (await read('etc/hostname')).trim(),
+          machineId: (await read('etc/machine-id')).trim(),
+          hostKeys,
+          hostKey,
+          grubLinux,
+          initramfsResume,
+          espFiles: esp.stdout.split('\n').filter(Boolean).map((f) => f.replace(/^::/, '')),
+          stale,
+        };
+      } finally {
+        await run('umount', [root], { what: 'unmounting the deployed root', timeoutMs: 120_000 });
+        await removeDir(root);
+      }
+    },
+    { readOnly: true },
+  );
+}
