@@ -2,6 +2,7 @@ import type { AgentMemoryFigures, DeployApplyFigures } from './deploy-apply.js';
 import { formatBytes } from '../core/index.js';
 import type { BenchArgs } from './args.js';
 import type { BootFigures, BuildFigures, EndToEndFigures } from './pe.js';
+import type { DebianFigures } from './debian.js';
 import type { ReliabilityFigures } from './reliability.js';
 import type { WimFigures } from './wim.js';
 
@@ -29,6 +30,7 @@ export interface Results {
     memory: AgentMemoryFigures | null;
   };
   reliability: ReliabilityFigures | null;
+  debian: DebianFigures | null;
   notMeasured: Record<string, string>;
 }
 
@@ -81,6 +83,15 @@ export function tableRows(r: Results): [string, string, string][] {
     for (const e of p.examples) rows.push(['bad plan not as expected', e, '']);
     // Its row already says why it was not run.
     shown.add('reliability.idempotent');
+  }
+  const d = r.debian;
+  if (d) {
+    rows.push(
+      ['Debian 12 capture (PE)', `${d.captureSeconds.toFixed(1)} s`, `WIM ${formatBytes(d.wimBytes)} of ${formatBytes(d.imageBytes)} of files, ${d.accel}`],
+      ['Debian 12 deploy (PE)', `${d.deploySeconds.toFixed(1)} s`, `of which the image's update-initramfs ${d.initramfsSeconds.toFixed(1)} s (UEFI, layout from the image)`],
+      ['Debian 12 first boot', `${d.firstBootSeconds.toFixed(1)} s`, `QEMU start to multi-user.target, systemd says ${d.state}`],
+      ['Debian 12 total', `${d.totalSeconds.toFixed(1)} s`, `capture + deploy + first boot; target 180 s${d.totalSeconds > 180 ? ' — missed' : ''}`],
+    );
   }
   for (const [path, why] of Object.entries(r.notMeasured)) if (!shown.has(path)) rows.push([path, 'not measured', why]);
   return rows;

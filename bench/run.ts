@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { benchAgentApply } from './apply.js';
+import { benchDebian } from './debian.js';
 import { parseArgs, type Section } from './args.js';
 import { makeDataset, type Dataset } from './dataset.js';
 import { benchBoot, benchBuild, benchEndToEnd } from './pe.js';
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
     boot: null,
     deploy: { endToEnd: null, apply: null, memory: null },
     reliability: null,
+    debian: null,
     notMeasured: {},
   };
   const skipped = `skipped: --only ${args.only.join(',')}`;
@@ -80,6 +82,11 @@ async function main(): Promise<void> {
       results.reliability = await benchReliability(work, { quick: args.quick });
       if (results.reliability.idempotent === null) results.notMeasured['reliability.idempotent'] = 'not run with --quick: it needs two full deploys';
     } else results.notMeasured.reliability = skipped;
+
+    if (want('debian')) {
+      say('a real Debian 12 through the PE: reference, capture, deploy (initramfs rebuilt), first boot; one run (about twenty minutes under software emulation)...');
+      results.debian = await benchDebian(work);
+    } else results.notMeasured.debian = args.quick && !args.only.includes('debian') ? 'left out by --quick: it takes about twenty minutes under software emulation; --only debian runs it' : skipped;
 
     const out = resolve('bench/results/latest.json');
     await mkdir(resolve('bench/results'), { recursive: true });

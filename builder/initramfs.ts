@@ -39,7 +39,7 @@ export const DEFAULT_MODULES = [
   'be2net', 'vmxnet3', 'hv_netvsc', 'xen_netfront', 'pcnet32', '8139cp', '8139too', 'ne2k_pci',
   'r8152', 'cdc_ether', 'cdc_ncm', 'ax88179_178a', 'asix', 'smsc95xx',
   // filesystems
-  'ext4', 'vfat', 'nls_cp437', 'nls_iso8859_1', 'nls_utf8', 'isofs', 'udf', 'squashfs', 'overlay', 'fuse', 'cifs', 'nfs', 'nfsv3', 'nfsv4',
+  'ext4', 'vfat', 'nls_cp437', 'nls_ascii', 'nls_iso8859_1', 'nls_utf8', 'isofs', 'udf', 'squashfs', 'overlay', 'fuse', 'cifs', 'nfs', 'nfsv3', 'nfsv4',
   // the crypto SMB3 needs at mount time (not in modules.dep: the kernel asks for algorithms by name)
   'cmac', 'ccm', 'gcm', 'ctr', 'ghash_generic', 'gf128mul', 'aes_generic', 'aesni_intel', 'sha256_generic', 'sha512_generic',
   'hmac', 'md5', 'ecb', 'des_generic', 'libdes', 'crc32c_generic', 'crc32c_intel',

@@ -26,6 +26,7 @@ export const TOOLS: readonly ToolInfo[] = [
   { name: 'findmnt', debianPackage: 'util-linux', purpose: 'finds mounts' },
   { name: 'mkswap', debianPackage: 'util-linux', purpose: 'formats swap partitions' },
   { name: 'mknod', debianPackage: 'coreutils', purpose: 'creates partition nodes where no udev runs' },
+  { name: 'chroot', debianPackage: 'coreutils', purpose: "runs a deployed system's own update-initramfs, grub-install and ssh-keygen in it" },
   { name: 'fsck.vfat', debianPackage: 'dosfstools', purpose: 'checks FAT volumes' },
   { name: 'mcopy', debianPackage: 'mtools', purpose: 'reads and writes FAT volumes without mounting' },
   { name: 'losetup', debianPackage: 'mount', purpose: 'attaches disk image files as loop devices' },

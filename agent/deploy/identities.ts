@@ -60,6 +60,14 @@ export function mapVolumes(newVolumes: readonly VolumeIdentity[], recorded: read
 
 /** Filesystem types whose UUID takes a GUID (mkfs -U, mkswap -U, mkfs.xfs -m uuid=). */
 const GUID_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'swap']);
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether a filesystem of `format` can be made with this UUID: a GUID, a FAT volume id, an NTFS serial. */
+function fitsFormat(uuid: string, format: string): boolean {
+  if (format === 'vfat') return /^[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}$/.test(uuid);
+  if (format === 'ntfs') return /^[0-9A-Fa-f]{16}$/.test(uuid);
+  return GUID_FS.has(format) && GUID.test(uuid);
+}
 
 /**
  * The layout with the reference's names on its filesystems (target.identities: keep): each
@@ -82,7 +90,7 @@ export function keepIdentities(layout: partition.Layout, recorded: RecordedImage
     const uuid = old?.uuid ?? (fromFstab?.kind === 'uuid' ? fromFstab.value : undefined);
     const label = old?.label ?? (fromFstab?.kind === 'label' ? fromFstab.value : undefined);
     const partuuid = old?.partuuid ?? (fromFstab?.kind === 'partuuid' ? fromFstab.value : undefined);
-    if (uuid && (p.format === 'vfat' ? /^[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}$/.test(uuid) : p.format === 'ntfs' ? /^[0-9A-Fa-f]{16}$/.test(uuid) : GUID_FS.has(p.format))) next.uuid = uuid;
+    if (uuid && fitsFormat(uuid, p.format)) next.uuid = uuid;
     if (label && next.label === undefined) next.label = label;
     if (partuuid && layout.table === 'gpt' && /^[0-9A-Fa-f-]{36}$/.test(partuuid)) next.partuuid = partuuid;
     if (!next.uuid && !next.partuuid && !next.label) notes.push(`partition ${p.name}${mount ? ` (${mount})` : ''}: the image names no filesystem to take the identity of, so it gets a new one`);

@@ -101,6 +101,9 @@ async function missingFiles(wimPath: string, index: number, dir: string, mount: 
     p === '/var/lib/dbus/machine-id' ||
     // What remap renamed and specialize removed on purpose (a swap unit, a MAC-bound .link).
     changed.has(p) ||
+    // The running system mounts over these (and the chroot the image's tools ran in does now):
+    // what an image holds there is never seen.
+    /^\/(dev|proc|sys|run)\//.test(p) ||
     // The bootloader step installs GRUB afresh; grub-install replaces what an image captured
     // from a deployed system carries there (its locale files, say).
     (plan.bootloader.type === 'grub' && p.startsWith('/boot/grub/')) ||
