@@ -1,4 +1,5 @@
 import { readFile, realpath } from 'node:fs/promises';
+import { run } from './run.js';
 
 export interface MountEntry {
   mountPoint: string;
@@ -46,4 +47,20 @@ export async function mountAt(dir: string): Promise<MountEntry | undefined> {
 export async function mountsOf(device: string): Promise<MountEntry[]> {
   const real = await realpath(device).catch(() => device);
   return (await readMounts()).filter((m) => m.source === real || m.source === device);
+}
+
+/**
+ * Unmounts `dir`. Strict: waits for the unmount (writeback included) and throws when it fails.
+ * Lenient (cleanup after a failure or a cancel, when the run is lost anyway): on failure it
+ * detaches the mount lazily and says so through `warn`. Takes no abort signal: cleanup runs
+ * after a cancel too.
+ */
+export async function unmount(dir: string, how: { strict: boolean; warn: (text: string) => void; timeoutMs?: number }): Promise<void> {
+  try {
+    await run('umount', [dir], { what: `unmounting ${dir}`, timeoutMs: how.timeoutMs ?? 300_000 });
+  } catch (e) {
+    if (how.strict) throw e;
+    await run('umount', ['-l', dir], { what: `unmounting ${dir}`, timeoutMs: 60_000 }).catch(() => undefined);
+    how.warn(`could not unmount ${dir} cleanly`);
+  }
 }

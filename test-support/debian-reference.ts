@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../core/index.js';
 import * as partition from '../partition/index.js';
@@ -151,7 +151,7 @@ async function configure(root: string, hostname: string, uuids: DebianReference[
   await put('etc/systemd/system/imagepe-report.service', REPORT_UNIT);
   await put('usr/local/sbin/imagepe-report', REPORT_SCRIPT, 0o755);
   await mkdir(join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
-  await run('ln', ['-sf', '/etc/systemd/system/imagepe-report.service', join(root, 'etc/systemd/system/multi-user.target.wants/imagepe-report.service')]);
+  await symlink('/etc/systemd/system/imagepe-report.service', join(root, 'etc/systemd/system/multi-user.target.wants/imagepe-report.service'));
 }
 
 /** What a deployed Debian disk holds, read back offline (read-only, journal not replayed). */

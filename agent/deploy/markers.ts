@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { run } from '../../core/index.js';
+import { run, unmount } from '../../core/index.js';
 
 /** Written last by verify: a disk with this file went through every step. */
 export const DEPLOYED_MARKER = '/var/lib/imagepe/deployed.json';
@@ -50,7 +50,8 @@ export async function recognizeDeploy(node: string, fsType: string): Promise<str
     if (done) return `a system imagepe deployed from ${done.image ?? 'an image'}${done.deployedAt ? ` at ${done.deployedAt}` : ''}`;
     return undefined;
   } finally {
-    await run('umount', [dir], opts(`unmounting ${dir}`)).catch(() => run('umount', ['-l', dir], opts(`unmounting ${dir}`)).catch(() => undefined));
+    // A probe that cannot be unmounted cleanly is detached lazily; it was read-only.
+    await unmount(dir, { strict: false, warn: () => undefined, timeoutMs: 60_000 });
     await rmdir(dir).catch(() => undefined);
   }
 }

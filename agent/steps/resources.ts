@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, realpath, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../../core/index.js';
+import { run, unmount } from '../../core/index.js';
 import { attachImageFile, describeDisk, detachLoop, type ChosenDisk, type Disk } from '../../partition/index.js';
 import type { MappedShare } from '../share/index.js';
 import type { Resource } from './cleanup.js';
@@ -58,15 +58,7 @@ export async function scratchDir(io: StepIO, prefix: string): Promise<{ dir: str
  */
 export async function mountOn(io: StepIO, node: string, dir: string, o: { fsType: string; options?: string | undefined; what: string }): Promise<Resource> {
   await run('mount', ['-t', o.fsType, ...(o.options ? ['-o', o.options] : []), node, dir], io.runOpts(o.what));
-  return io.cleanup.add(`unmount ${dir}`, async ({ strict, warn }) => {
-    try {
-      await run('umount', [dir], { what: `unmounting ${dir}`, timeoutMs: 300_000 });
-    } catch (e) {
-      if (strict) throw e;
-      await run('umount', ['-l', dir], { what: `unmounting ${dir}`, timeoutMs: 60_000 }).catch(() => undefined);
-      warn(`could not unmount ${dir} cleanly`);
-    }
-  });
+  return io.cleanup.add(`unmount ${dir}`, (how) => unmount(dir, how));
 }
 
 /** A scratch mount point with `node` mounted on it: both released when the run ends, or together through the handle. */

@@ -1,6 +1,6 @@
 import { mkdir, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pathKind, run, type RunOptions, type RunResult } from '../../core/index.js';
+import { pathKind, run, unmount, type RunOptions, type RunResult } from '../../core/index.js';
 
 /** The deployed system's own tools, run inside it. */
 export interface Chroot {
@@ -58,14 +58,7 @@ export async function enterChroot(root: string, options: { signal?: AbortSignal 
   const release = async (strict: boolean, warn: (text: string) => void) => {
     while (links.length > 0) await unlink(links.pop()!).catch(() => undefined);
     while (mounted.length > 0) {
-      const dir = mounted[mounted.length - 1]!;
-      try {
-        await run('umount', [dir], { what: `unmounting ${dir}`, timeoutMs: 120_000 });
-      } catch (e) {
-        if (strict) throw e;
-        await run('umount', ['-l', dir], { what: `unmounting ${dir}`, timeoutMs: 60_000 }).catch(() => undefined);
-        warn(`could not unmount ${dir} cleanly`);
-      }
+      await unmount(mounted[mounted.length - 1]!, { strict, warn, timeoutMs: 120_000 });
       mounted.pop();
     }
   };

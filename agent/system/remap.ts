@@ -11,6 +11,8 @@ export interface RemapChange {
   line?: number | undefined;
   from: string;
   to: string;
+  /** Set when the file itself was renamed (a .swap unit, a link enabling it): its old path. */
+  renamedFrom?: string | undefined;
 }
 
 /** Shell-syntax files whose values may name storage: GRUB's kernel arguments, initramfs-tools' and dracut's resume and devices. */
@@ -81,7 +83,7 @@ async function remapUnits(root: string, map: VolumeMap): Promise<RemapChange[]> 
     if (unit.endsWith('.swap') && basename(unit) === `${unitPathName(oldWhat)}.swap` && newWhat.startsWith('/')) {
       const renamed = `${unitPathName(newWhat)}.swap`;
       await rename(host, join(dirname(host), renamed));
-      changes.push({ file: unit, from: basename(unit), to: renamed });
+      changes.push({ file: unit, from: basename(unit), to: renamed, renamedFrom: unit });
       await relink(root, dir, basename(unit), renamed, changes);
     }
   }
@@ -98,7 +100,7 @@ async function relink(root: string, dir: string, from: string, to: string, chang
     if (target === undefined) continue;
     await unlink(link);
     await symlink(target.endsWith(`/${from}`) ? `${target.slice(0, -from.length)}${to}` : target, join(host, e.name, to));
-    changes.push({ file: `${dir}/${e.name}/${from}`, from, to });
+    changes.push({ file: `${dir}/${e.name}/${from}`, from, to, renamedFrom: `${dir}/${e.name}/${from}` });
   }
 }
 

@@ -24,7 +24,7 @@ export const remapStep = defineStep({
     for (const c of changes) {
       io.info(`remap: ${c.file}${c.line ? `:${c.line}` : ''}: ${c.from} -> ${c.to}`);
       // A renamed unit's old name is gone on purpose.
-      if (!c.line && c.from !== c.to && !c.from.startsWith('/')) ctx.changedPaths.add(`${c.file.replace(/[^/]*$/, '')}${c.from}`);
+      if (c.renamedFrom) ctx.changedPaths.add(c.renamedFrom);
     }
     if (changes.length === 0) return ctx.plan.target.identities === 'keep' ? 'nothing to rewrite: the filesystems keep the reference\'s identities' : 'no references to the reference\'s storage found';
     const files = [...new Set(changes.map((c) => c.file))];
