@@ -12,6 +12,7 @@ const common = {
 
 export default {
   reporters: ['default', '<rootDir>/test-support/summary-reporter.cjs'],
+  testSequencer: '<rootDir>/test-support/sequencer.cjs',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/**/*.test.ts'], testPathIgnorePatterns: ['/node_modules/', '/dist/', '\\.integration\\.test\\.ts$', '\\.e2e\\.test\\.ts$'] },
     { ...common, displayName: 'integration', testMatch: ['<rootDir>/**/*.integration.test.ts'], testTimeout: 120_000 },
