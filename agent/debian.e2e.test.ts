@@ -3,17 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as imaging from '../imaging/index.js';
 import { startVm, withVm } from '../qemu-tests/index.js';
-import { makeDebianReferenceDisk, type DebianReference } from '../test-support/debian-reference.js';
+import { DEBIAN_SEPARATE_LAYOUT, makeDebianReferenceDisk, type DebianReference } from '../test-support/debian-reference.js';
 import { bootReport, planPe, runAgent, settled, SHARE_URL } from '../test-support/pe-flow.js';
 
-// A real Debian 12, installed as its installer leaves one, through the whole product in QEMU:
-// the reference machine boots; the PE captures it (generalized) to the SMB share; the PE deploys
-// it to two blank machines, one by UEFI with the layout recorded in the image (new filesystem
-// UUIDs: references remapped, the initramfs rebuilt by the image's update-initramfs) and one by
-// BIOS with a plan layout of other sizes that keeps the reference's filesystem UUIDs (nothing to
-// remap or rebuild); each deployed disk then boots to multi-user.target with systemd reporting
-// "running", ssh.service active, its plan hostname, and a machine-id and SSH host key of its own.
-// The systems' own report unit prints the result on the serial port.
+// A real Debian 12, installed as its installer leaves one with separate /boot and /home and swap
+// after root on a 6 GiB disk, through the whole product in QEMU: the reference machine boots; the
+// PE captures the whole system (generalized) to the SMB share as one tree; the PE deploys it to
+// two blank 3 GiB machines, one by UEFI with the layout recorded in the image re-planned for the
+// smaller disk (new filesystem UUIDs: references remapped, the initramfs rebuilt by the image's
+// update-initramfs) and one by BIOS with a plan layout of other sizes that keeps the reference's
+// filesystem UUIDs (nothing to remap or rebuild); each deployed disk then boots to
+// multi-user.target with systemd reporting "running", ssh.service active, /boot holding the
+// kernel, /home's files, its plan hostname, and a machine-id and SSH host key of its own. The
+// systems' own report unit prints the result on the serial port.
 //
 // Under software emulation the image's update-initramfs takes about ten minutes (it runs some
 // 13,000 programs, each costing tens of milliseconds without KVM; natively about ten seconds),
@@ -41,7 +43,7 @@ beforeAll(async () => {
   share = join(work, 'share');
   await mkdir(join(share, 'images'), { recursive: true });
   await Promise.all([planPe('capture', 'debian'), planPe('deploy', 'debian')]);
-  ref = await makeDebianReferenceDisk(join(work, 'reference.raw'));
+  ref = await makeDebianReferenceDisk(join(work, 'reference.raw'), { layout: DEBIAN_SEPARATE_LAYOUT, sizeBytes: 6 * 1024 ** 3 });
 }, 900_000);
 
 afterAll(async () => {
@@ -51,7 +53,7 @@ afterAll(async () => {
 describe('a real Debian 12 through the PE', () => {
   it('boots as installed: multi-user.target reached, systemd running, ssh active', async () => {
     const r = await boot('reference', ref.image, 'raw', false);
-    expect(r).toMatchObject({ state: 'running', target: 'active', ssh: 'active', hostname: 'reference', 'machine-id': ref.machineId, hostkey: ref.hostKey, root: ref.uuids.root, efi: ref.uuids.esp, failed: '' });
+    expect(r).toMatchObject({ state: 'running', target: 'active', ssh: 'active', hostname: 'reference', 'machine-id': ref.machineId, hostkey: ref.hostKey, root: ref.uuids.root, efi: ref.uuids.esp, boot: ref.uuids.boot, home: ref.uuids.home, homefile: 'imagedfromreference', failed: '' });
     expect(r.swap).toContain(ref.uuids.swap);
   }, BOOT_TIMEOUT_MS + 120_000);
 
@@ -62,8 +64,10 @@ describe('a real Debian 12 through the PE', () => {
     expect(captured).toMatchObject({ type: 'captured', index: 1, name: 'debian-12' });
     const info = await imaging.info(join(share, 'images/debian.wim'));
     process.stdout.write(`debian capture: WIM ${(info.images[0]!.totalBytes / 1024 ** 2).toFixed(0)} MiB of files in ${((captured.type === 'captured' ? captured.sizeBytes : 0) / 1024 ** 2).toFixed(0)} MiB\n`);
-    const recorded = JSON.parse((await imaging.imageProperty(join(share, 'images/debian.wim'), 1, 'IMAGEPE/LAYOUT'))!) as { volumes: { partition: string; uuid?: string }[] };
-    expect(recorded.volumes.map((v) => [v.partition, v.uuid])).toEqual(expect.arrayContaining([['root', ref.uuids.root], ['swap', ref.uuids.swap], ['ESP', ref.uuids.esp]]));
+    const recorded = JSON.parse((await imaging.imageProperty(join(share, 'images/debian.wim'), 1, 'IMAGEPE/LAYOUT'))!) as { layout: { partitions: { name: string; mount?: string }[] }; volumes: { partition: string; uuid?: string }[] };
+    expect(recorded.volumes.map((v) => [v.partition, v.uuid])).toEqual(expect.arrayContaining([['root', ref.uuids.root], ['swap', ref.uuids.swap], ['ESP', ref.uuids.esp], ['boot', ref.uuids.boot], ['home', ref.uuids.home]]));
+    // The whole system in one tree, with the mount points of its filesystems recorded.
+    expect(recorded.layout.partitions.map((p) => [p.name, p.mount])).toEqual(expect.arrayContaining([['boot', '/boot'], ['root', '/'], ['home', '/home']]));
   }, JOB_TIMEOUT_MS + 240_000);
 
   it('is deployed by the PE to two blank machines (UEFI from the image, BIOS with a plan layout), and each boots to a running system of its own', async () => {
@@ -86,7 +90,9 @@ target:
     partitions:
       - { name: efi, size: 100MiB, type: esp, format: vfat, mount: /boot/efi }
       - { name: bios, size: 1MiB, type: bios-boot }
-      - { name: system, size: 2400MiB, type: linux, format: ext4, label: system, mount: / }
+      - { name: boot, size: 300MiB, type: linux, format: ext4, mount: /boot }
+      - { name: system, size: 2000MiB, type: linux, format: ext4, label: system, mount: / }
+      - { name: home, size: 100MiB, type: linux-home, format: ext4, mount: /home }
       - { name: swap, size: rest, type: linux-swap, format: swap, mount: swap }
 apply: [{ partition: system }]
 specialize: { hostname: "deb-b-{mac}" }
@@ -106,7 +112,7 @@ after: poweroff
     const [a, b] = settled(await Promise.allSettled([deployOn('A', shareA, diskA, MAC_A, true), deployOn('B', shareB, diskB, MAC_B, false)]));
     expect(a.end).toMatchObject({ type: 'deployed', hostname: 'deb-a-525400000d0a' });
     expect(b.end).toMatchObject({ type: 'deployed', hostname: 'deb-b-525400000d0b' });
-    expect(a.steps).toEqual(expect.arrayContaining([expect.stringMatching(/^remap: 4 references in \/etc\/fstab, \/etc\/initramfs-tools\/conf\.d\/resume$/), expect.stringMatching(/^initramfs: update-initramfs for /), expect.stringMatching(/^bootloader: the image's grub-install, BIOS, UEFI \/EFI\/BOOT\/BOOTX64\.EFI/)]));
+    expect(a.steps).toEqual(expect.arrayContaining([expect.stringMatching(/^check: .*layout re-planned: root shrunk from 5\.\d+ GiB on the reference to 2\.\d+ GiB/), expect.stringMatching(/^remap: 6 references in \/etc\/fstab, \/etc\/initramfs-tools\/conf\.d\/resume$/), expect.stringMatching(/^initramfs: update-initramfs for /), expect.stringMatching(/^bootloader: the image's grub-install, BIOS, UEFI \/EFI\/BOOT\/BOOTX64\.EFI/)]));
     expect(b.steps).toEqual(expect.arrayContaining(["remap: nothing to rewrite: the filesystems keep the reference's identities", "initramfs: the plan keeps the image's initramfs", expect.stringMatching(/^bootloader: the image's grub-install, BIOS, grub\.cfg/)]));
     for (const { steps } of [a, b]) expect(steps).toEqual(expect.arrayContaining([expect.stringMatching(/^verify: .*boot readiness/)]));
     // The ESP was mounted in the PE and the image's own grub-install wrote it: no fallback warning.
@@ -117,14 +123,18 @@ after: poweroff
       [bootA, 'deb-a-525400000d0a'],
       [bootB, 'deb-b-525400000d0b'],
     ] as const) {
-      expect(r).toMatchObject({ state: 'running', target: 'active', ssh: 'active', hostname, failed: '' });
+      expect(r).toMatchObject({ state: 'running', target: 'active', ssh: 'active', hostname, homefile: 'imagedfromreference', failed: '' });
+      expect(Number(r.kernels)).toBeGreaterThan(0);
       expect(r['machine-id']).toMatch(/^[0-9a-f]{32}$/);
       expect(r.hostkey).toMatch(/^SHA256:/);
     }
     // A's filesystems are new; B's carry the reference's UUIDs, as its plan asked.
     expect(bootA.root).not.toBe(ref.uuids.root);
     expect(bootA.swap).not.toContain(ref.uuids.swap);
+    expect(bootA.boot).not.toBe(ref.uuids.boot);
+    expect(bootA.boot).toMatch(/^[0-9a-f-]{36}$/);
     expect(bootB.root).toBe(ref.uuids.root);
+    expect(bootB.boot).toBe(ref.uuids.boot);
     expect(bootB.swap).toContain(ref.uuids.swap);
     expect(new Set([bootA['machine-id'], bootB['machine-id'], ref.machineId]).size).toBe(3);
     expect(new Set([bootA.hostkey, bootB.hostkey, ref.hostKey]).size).toBe(3);

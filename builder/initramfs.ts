@@ -24,7 +24,7 @@ export const TOOL_ALIASES: Record<string, string> = {
   'mkfs.ext4': 'mke2fs', 'mkfs.vfat': 'mkfs.fat', 'fsck.vfat': 'fsck.fat', 'mkfs.ntfs': 'mkntfs', 'mount.ntfs-3g': 'ntfs-3g', 'mount.ntfs': 'ntfs-3g',
 };
 /** Useful when present, not needed for the agent's steps. */
-export const OPTIONAL_TOOLS = ['sgdisk', 'ntfsresize', 'ntfslabel', 'mkfs.xfs', 'mkswap', 'findmnt', 'kmod'];
+export const OPTIONAL_TOOLS = ['sgdisk', 'ntfsresize', 'ntfslabel', 'mkfs.xfs', 'mkfs.btrfs', 'btrfs', 'mkswap', 'findmnt', 'kmod'];
 
 /** Kernel modules of the PE, by name or module-tree directory; modules.dep adds what they need. */
 export const DEFAULT_MODULES = [
@@ -47,8 +47,8 @@ export const DEFAULT_MODULES = [
   'usbhid', 'hid_generic', 'hid', 'evdev', 'efivarfs',
 ];
 
-/** Wanted when the kernel has them, with no warning when it does not (Debian 12 builds no ntfs3). */
-export const MODULES_IF_PRESENT = ['ntfs3', 'libarc4'];
+/** Wanted when the kernel has them, with no warning when it does not (Debian 12 builds no ntfs3; xfs and btrfs references are captured and deployed when present). */
+export const MODULES_IF_PRESENT = ['ntfs3', 'libarc4', 'xfs', 'btrfs'];
 
 /** Where /init mounts the payload image; the core's links into it resolve from then on. */
 export const PAYLOAD_MOUNT = '/run/imagepe/pe';

@@ -35,6 +35,8 @@ export const TOOLS: readonly ToolInfo[] = [
   { name: 'mkfs.ext4', debianPackage: 'e2fsprogs', purpose: 'formats ext4 volumes' },
   { name: 'mkfs.vfat', debianPackage: 'dosfstools', purpose: 'formats FAT volumes (ESP)' },
   { name: 'mkfs.xfs', debianPackage: 'xfsprogs', purpose: 'formats XFS volumes' },
+  { name: 'mkfs.btrfs', debianPackage: 'btrfs-progs', purpose: 'formats btrfs volumes' },
+  { name: 'btrfs', debianPackage: 'btrfs-progs', purpose: 'makes, lists and sets the default of btrfs subvolumes' },
   { name: 'xorriso', debianPackage: 'xorriso', purpose: 'writes the hybrid ISO' },
   { name: 'grub-mkimage', debianPackage: 'grub-common', purpose: 'builds GRUB boot images' },
   { name: 'grub-mkstandalone', debianPackage: 'grub-common', purpose: 'builds the removable UEFI loader of a deployed disk' },

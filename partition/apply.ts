@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { readFile, readdir, realpath } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { mkdir, mkdtemp, readFile, readdir, realpath, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ImagepeError, ignoreEvents, pathKind, run, type EventSink, type RunOptions } from '../core/index.js';
+import { ImagepeError, ignoreEvents, pathKind, run, unmount, type EventSink, type RunOptions } from '../core/index.js';
 import { attachImageFile, detachLoop } from './loop.js';
 import { renderSfdiskScript } from './resolve.js';
 import { assertDiskFree, describeContents, partitionNodes, probeFilesystem } from './target.js';
@@ -209,6 +210,10 @@ async function format(part: ResolvedPartition, node: string, layout: ResolvedLay
     case 'xfs':
       await run('mkfs.xfs', ['-f', '-q', ...(label ? ['-L', label] : []), ...(uuid ? ['-m', `uuid=${uuid}`] : []), node], opts);
       return;
+    case 'btrfs':
+      await run('mkfs.btrfs', ['-f', '-q', ...(label ? ['-L', label] : []), ...(uuid ? ['-U', uuid] : []), node], opts);
+      if (part.subvolumes?.length) await makeSubvolumes(part, node, opts);
+      return;
     case 'ntfs':
       // Windows boots NTFS only when the boot sector knows where the partition starts.
       await run(
@@ -223,6 +228,34 @@ async function format(part: ResolvedPartition, node: string, layout: ResolvedLay
       return;
     case 'none':
       return;
+  }
+}
+
+/**
+ * The layout's btrfs subvolumes, made in order (parents first) on the new filesystem mounted at
+ * its top level, then the default one set; read back with `btrfs subvolume list` before the
+ * filesystem is unmounted again.
+ */
+async function makeSubvolumes(part: ResolvedPartition, node: string, opts: RunOptions): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'imagepe-btrfs-'));
+  try {
+    await run('mount', ['-t', 'btrfs', '-o', 'subvolid=5', node, dir], { ...opts, what: `mounting ${node} to make its subvolumes` });
+    try {
+      for (const v of part.subvolumes!) {
+        // A nested subvolume's parent directories inside its parent subvolume (@/var/lib for @/var/lib/machines).
+        await mkdir(dirname(join(dir, v.name)), { recursive: true });
+        await run('btrfs', ['subvolume', 'create', join(dir, v.name)], { ...opts, what: `making subvolume ${v.name} on ${node}` });
+      }
+      if (part.defaultSubvolume) await run('btrfs', ['subvolume', 'set-default', join(dir, part.defaultSubvolume)], { ...opts, what: `making ${part.defaultSubvolume} the default subvolume of ${node}` });
+      const listed = (await run('btrfs', ['subvolume', 'list', dir], { ...opts, what: `listing the subvolumes of ${node}` })).stdout;
+      const have = new Set(listed.split('\n').map((l) => / path (.+)$/.exec(l)?.[1]).filter(Boolean));
+      const missing = part.subvolumes!.filter((v) => !have.has(v.name)).map((v) => v.name);
+      if (missing.length) throw new ImagepeError('VERIFY_FAILED', `${node} lacks subvolume${missing.length > 1 ? 's' : ''} ${missing.join(', ')} after they were made`);
+    } finally {
+      await unmount(dir, { strict: true, warn: () => undefined });
+    }
+  } finally {
+    await rmdir(dir).catch(() => undefined);
   }
 }
 

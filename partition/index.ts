@@ -24,7 +24,7 @@ export {
   type Format,
   type PartitionTypeName,
 } from './schema.js';
-export { resolveLayout, renderSfdiskScript, renderLayoutTable, fat32MinimumBytes, GPT_TYPES, MBR_TYPES } from './resolve.js';
+export { resolveLayout, renderSfdiskScript, renderLayoutTable, fat32MinimumBytes, mountPointsOf, GPT_TYPES, MBR_TYPES } from './resolve.js';
 export { apply, writeTable, formatPartitions, readBack, readTable, waitForPartitions, type ApplyOptions } from './apply.js';
 export { assertDiskFree, describeContents, partitionNodes, probeFilesystem, type ContentProbe } from './target.js';
 export { chooseDisk, type ChooseDiskOptions, type ChosenDisk } from './choose.js';

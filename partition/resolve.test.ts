@@ -189,6 +189,36 @@ describe('plan: what it refuses, and why', () => {
       problem: /MBR partition table addresses only the first 2\.00 TiB of this 3\.00 TiB disk; use table: gpt/,
     },
     {
+      what: 'subvolumes on a filesystem that is not btrfs',
+      layout: { table: 'gpt', partitions: [{ name: 'r', size: '1GiB', type: 'linux', format: 'ext4', subvolumes: [{ name: '@' }] }] },
+      problem: /partitions\[0\] \(r\) has subvolumes but is formatted ext4; subvolumes belong to btrfs/,
+    },
+    {
+      what: 'a default subvolume that is not listed',
+      layout: { table: 'gpt', partitions: [{ name: 'r', size: '1GiB', type: 'linux', format: 'btrfs', subvolumes: [{ name: '@', mount: '/' }], defaultSubvolume: '@root' }] },
+      problem: /has defaultSubvolume @root, which is not one of its subvolumes \(@\)/,
+    },
+    {
+      what: 'a nested subvolume before its parent',
+      layout: { table: 'gpt', partitions: [{ name: 'r', size: '1GiB', type: 'linux', format: 'btrfs', subvolumes: [{ name: '@/srv' }, { name: '@', mount: '/' }] }] },
+      problem: /lists subvolume @\/srv before its parent @/,
+    },
+    {
+      what: 'a partition mount that none of its subvolumes has',
+      layout: { table: 'gpt', partitions: [{ name: 'r', size: '1GiB', type: 'linux', format: 'btrfs', mount: '/', subvolumes: [{ name: '@home', mount: '/home' }] }] },
+      problem: /has mount "\/" and subvolumes; expected mount to be where one of the subvolumes is mounted \(\/home\)/,
+    },
+    {
+      what: 'a subvolume mounted where another partition is',
+      layout: { table: 'gpt', partitions: [{ name: 'r', size: '1GiB', type: 'linux', format: 'btrfs', mount: '/', subvolumes: [{ name: '@', mount: '/' }, { name: '@home', mount: '/home' }] }, { name: 'h', size: '1GiB', type: 'linux', format: 'ext4', mount: '/home' }] },
+      problem: /partitions\[0\] and partitions\[1\] are both mounted at \/home/,
+    },
+    {
+      what: 'a btrfs partition smaller than mkfs.btrfs makes',
+      layout: { table: 'gpt', partitions: [{ name: 'r', size: '100MiB', type: 'linux', format: 'btrfs' }] },
+      problem: /is 100 MiB, smaller than the 109 MiB btrfs needs/,
+    },
+    {
       what: 'a GPT-only type on MBR',
       layout: { table: 'mbr', partitions: [{ name: 'msr', size: '16MiB', type: 'msr' }] },
       problem: /type msr, which exists only on GPT/,
@@ -271,6 +301,19 @@ describe('plan: what it refuses, and why', () => {
 
   it('warns, without refusing, when a UEFI layout has no ESP', () => {
     expect(planOf({ table: 'gpt', partitions: [{ name: 'r', size: 'rest', type: 'linux' }] }).warnings).toEqual([expect.stringMatching(/no ESP/)]);
+  });
+});
+
+describe('plan: btrfs subvolumes', () => {
+  it('carries the subvolumes and the default into the resolved layout; the partition stands for its root subvolume', () => {
+    const p = planOf({ table: 'gpt', partitions: [{ name: 'sys', size: 'rest', type: 'linux', format: 'btrfs', mount: '/', subvolumes: [{ name: '@', mount: '/' }, { name: '@home', mount: '/home' }, { name: '@/var/lib/machines' }], defaultSubvolume: '@' }] });
+    expect(p.partitions[0]).toMatchObject({ format: 'btrfs', mount: '/', defaultSubvolume: '@', subvolumes: [{ name: '@', mount: '/' }, { name: '@home', mount: '/home' }, { name: '@/var/lib/machines' }] });
+  });
+
+  it('refuses subvolume names that leave the filesystem', () => {
+    for (const name of ['/@', '@/../x', '.', '@//home']) {
+      expect(() => parseLayout({ table: 'gpt', partitions: [{ name: 'r', size: '1GiB', type: 'linux', format: 'btrfs', subvolumes: [{ name }] }] })).toThrow(/subvolumes\[0\]\.name: expected a relative subvolume path/);
+    }
   });
 });
 

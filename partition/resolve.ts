@@ -40,9 +40,12 @@ export function fat32MinimumBytes(sectorSize: number): number {
 /** xfsprogs 5.19 and later refuse filesystems smaller than this. */
 export const XFS_MINIMUM_BYTES = 300 * MiB;
 
-const LABEL_LIMITS: Record<string, number> = { vfat: 11, ext4: 16, xfs: 12, swap: 16, ntfs: 128 };
+/** mkfs.btrfs (btrfs-progs 6.2) refuses a device smaller than this: "minimum size for each btrfs device is 114294784". */
+export const BTRFS_MINIMUM_BYTES = 109 * MiB;
 
-const GUID_FORMATS = new Set(['ext4', 'xfs', 'swap']);
+const LABEL_LIMITS: Record<string, number> = { vfat: 11, ext4: 16, xfs: 12, btrfs: 255, swap: 16, ntfs: 128 };
+
+const GUID_FORMATS = new Set(['ext4', 'xfs', 'btrfs', 'swap']);
 
 /**
  * Turns a layout into exact sectors for one disk, or explains every reason it cannot.
@@ -133,6 +136,8 @@ export function resolveLayout(layout: Layout, disk: Disk): ResolvedLayout {
     if (p.uuid !== undefined) part.uuid = normaliseFsUuid(p.uuid, p.format);
     if (p.partuuid !== undefined) part.partuuid = p.partuuid.toUpperCase();
     if (p.mount !== undefined) part.mount = p.mount;
+    if (p.subvolumes !== undefined) part.subvolumes = p.subvolumes.map((v) => ({ ...v }));
+    if (p.defaultSubvolume !== undefined) part.defaultSubvolume = p.defaultSubvolume;
     return part;
   });
 
@@ -233,7 +238,36 @@ function resolvePartition(p: PartitionSpec, i: number, layout: Layout, disk: Dis
       problems.push(`${what} has mount "${p.mount}"; expected ${p.format === 'swap' ? '"swap"' : 'an absolute path such as /boot/efi'}`);
     }
   }
+  subvolumeProblems(p, what, problems);
   return { typeCode, sectors, rest };
+}
+
+function subvolumeProblems(p: PartitionSpec, what: string, problems: string[]): void {
+  if (p.subvolumes === undefined && p.defaultSubvolume === undefined) return;
+  if (p.format !== 'btrfs') {
+    problems.push(`${what} has ${p.subvolumes !== undefined ? 'subvolumes' : 'a defaultSubvolume'} but is formatted ${p.format}; subvolumes belong to btrfs`);
+    return;
+  }
+  const subs = p.subvolumes ?? [];
+  const names = new Set<string>();
+  for (const v of subs) {
+    if (names.has(v.name)) problems.push(`${what} lists subvolume ${v.name} twice`);
+    names.add(v.name);
+    if (v.mount !== undefined && !v.mount.startsWith('/')) problems.push(`${what} mounts subvolume ${v.name} at "${v.mount}"; expected an absolute path such as /home`);
+    const parent = v.name.split('/').slice(0, -1).join('/');
+    // A nested subvolume is made inside its parent, which must be made first.
+    if (parent && subs.findIndex((x) => x.name === parent) > subs.indexOf(v)) problems.push(`${what} lists subvolume ${v.name} before its parent ${parent}`);
+  }
+  if (p.defaultSubvolume !== undefined && !names.has(p.defaultSubvolume)) problems.push(`${what} has defaultSubvolume ${p.defaultSubvolume}, which is not one of its subvolumes (${[...names].join(', ') || 'none'})`);
+  if (p.mount !== undefined && subs.length > 0 && !subs.some((v) => v.mount === p.mount)) {
+    problems.push(`${what} has mount "${p.mount}" and subvolumes; expected mount to be where one of the subvolumes is mounted (${subs.flatMap((v) => v.mount ?? []).join(', ') || 'none is'})`);
+  }
+}
+
+/** Every place the layout mounts a partition's filesystem: its subvolumes' mount points when it has subvolumes, else its own. */
+export function mountPointsOf(p: { mount?: string | undefined; subvolumes?: readonly { mount?: string | undefined }[] | undefined }): string[] {
+  if (p.subvolumes?.length) return p.subvolumes.flatMap((v) => (v.mount ? [v.mount] : []));
+  return p.mount ? [p.mount] : [];
 }
 
 function checkMinimums(p: PartitionSpec, i: number, bytes: number, disk: Disk, problems: string[]): void {
@@ -248,6 +282,9 @@ function checkMinimums(p: PartitionSpec, i: number, bytes: number, disk: Disk, p
   }
   if (p.format === 'xfs' && bytes < XFS_MINIMUM_BYTES) {
     problems.push(`${what} is ${formatBytes(bytes)}, smaller than the ${formatBytes(XFS_MINIMUM_BYTES)} xfs needs`);
+  }
+  if (p.format === 'btrfs' && bytes < BTRFS_MINIMUM_BYTES) {
+    problems.push(`${what} is ${formatBytes(bytes)}, smaller than the ${formatBytes(BTRFS_MINIMUM_BYTES)} btrfs needs`);
   }
 }
 
@@ -276,10 +313,13 @@ function checkLayoutRules(layout: Layout, problems: string[], warnings: string[]
   });
   const mounts = new Map<string, number>();
   layout.partitions.forEach((p, i) => {
-    if (p.mount === undefined || p.mount === 'swap') return;
-    const prev = mounts.get(p.mount);
-    if (prev !== undefined) problems.push(`partitions[${prev}] and partitions[${i}] are both mounted at ${p.mount}`);
-    else mounts.set(p.mount, i);
+    for (const m of mountPointsOf(p)) {
+      if (m === 'swap') continue;
+      const prev = mounts.get(m);
+      if (prev === i) problems.push(`partitions[${i}] (${p.name}) mounts two subvolumes at ${m}`);
+      else if (prev !== undefined) problems.push(`partitions[${prev}] and partitions[${i}] are both mounted at ${m}`);
+      else mounts.set(m, i);
+    }
   });
 }
 

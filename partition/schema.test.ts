@@ -37,7 +37,7 @@ describe('layout schema', () => {
   it.each([
     [{ table: 'gpt', partitions: [{ name: 'p', size: 'lots', type: 'linux' }] }, /partitions\[0\]\.size: expected a size such as "512MiB"/],
     [{ table: 'gpt', partitions: [{ name: 'p', size: '1GiB', type: 'fat' }] }, /partitions\[0\]\.type: expected one of esp, bios-boot, .* a GPT type GUID, or an MBR type byte/],
-    [{ table: 'gpt', partitions: [{ name: 'p', size: '1GiB', type: 'linux', format: 'btrfs' }] }, /partitions\[0\]\.format: .*"vfat"/],
+    [{ table: 'gpt', partitions: [{ name: 'p', size: '1GiB', type: 'linux', format: 'zfs' }] }, /partitions\[0\]\.format: .*"vfat"/],
     [{ table: 'apm', partitions: [{ name: 'p', size: '1GiB', type: 'linux' }] }, /table: .*"gpt".*"mbr"/],
     [{ table: 'gpt', partitions: [] }, /partitions: expected at least one partition/],
     [{ table: 'gpt', partitions: [{ name: 'p', size: '1GiB', type: 'linux', colour: 'red' }] }, /partitions\[0\]: .*colour/],

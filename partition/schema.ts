@@ -17,7 +17,7 @@ export const PARTITION_TYPES = [
 ] as const;
 export type PartitionTypeName = (typeof PARTITION_TYPES)[number];
 
-export const FORMATS = ['vfat', 'ext4', 'xfs', 'ntfs', 'swap', 'none'] as const;
+export const FORMATS = ['vfat', 'ext4', 'xfs', 'btrfs', 'ntfs', 'swap', 'none'] as const;
 export type Format = (typeof FORMATS)[number];
 
 export const GUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -53,6 +53,18 @@ const byteSize = z
   })
   .describe('A byte size: a number of bytes or a size with a unit (100GiB)');
 
+/** A btrfs subvolume path: relative, without empty, "." or ".." components. */
+function subvolumePathValid(name: string): boolean {
+  return !name.startsWith('/') && name.split('/').every((c) => c !== '' && c !== '.' && c !== '..');
+}
+
+export const SubvolumeSchema = z
+  .object({
+    name: z.string().min(1).refine(subvolumePathValid, { message: 'expected a relative subvolume path such as @ or @home, without "." or ".."' }).describe('The subvolume path from the top of the filesystem: @, @home, @/var/lib/machines'),
+    mount: z.string().optional().describe('Where the deploy agent mounts it (subvol=NAME): an absolute path'),
+  })
+  .strict();
+
 export const PartitionSchema = z
   .object({
     name: z
@@ -74,9 +86,11 @@ export const PartitionSchema = z
     uuid: z
       .string()
       .optional()
-      .describe('A fixed filesystem UUID: a GUID for ext4/xfs/swap, XXXX-XXXX for vfat, 16 hex digits for ntfs'),
+      .describe('A fixed filesystem UUID: a GUID for ext4/xfs/btrfs/swap, XXXX-XXXX for vfat, 16 hex digits for ntfs'),
     partuuid: z.string().regex(GUID_PATTERN, { message: 'expected a GUID' }).optional().describe('A fixed GPT partition GUID'),
-    mount: z.string().optional().describe('Where the deploy agent mounts it: an absolute path, or "swap"'),
+    mount: z.string().optional().describe('Where the deploy agent mounts it: an absolute path, or "swap"; with subvolumes, the mount of the subvolume that stands for the filesystem (usually /)'),
+    subvolumes: z.array(SubvolumeSchema).optional().describe('btrfs only: subvolumes made after mkfs, parents first, each mounted at its own mount point'),
+    defaultSubvolume: z.string().optional().describe('btrfs only: the subvolume mounted when none is named (btrfs subvolume set-default); one of subvolumes'),
     flags: z
       .array(z.enum(['bootable']))
       .default([])
@@ -120,6 +134,7 @@ export const LayoutSchema = z
 export type Layout = z.output<typeof LayoutSchema>;
 export type LayoutInput = z.input<typeof LayoutSchema>;
 export type PartitionSpec = z.output<typeof PartitionSchema>;
+export type Subvolume = z.output<typeof SubvolumeSchema>;
 export type DiskRule = z.output<typeof DiskRuleSchema>;
 export type DiskTarget = z.output<typeof DiskTargetSchema>;
 

@@ -34,6 +34,9 @@ export interface ResolvedPartition {
   uuid?: string;
   partuuid?: string;
   mount?: string;
+  /** btrfs: the subvolumes made after mkfs, each with where it is mounted. */
+  subvolumes?: { name: string; mount?: string | undefined }[];
+  defaultSubvolume?: string;
   bootable: boolean;
 }
 
@@ -89,6 +92,8 @@ export interface AppliedPartition {
   label?: string;
   uuid?: string;
   mount?: string;
+  subvolumes?: { name: string; mount?: string | undefined }[];
+  defaultSubvolume?: string;
 }
 
 export interface Result {

@@ -13,7 +13,7 @@ export interface SfdiskTable {
   partitions?: { node: string; start: number; size: number; type: string; uuid?: string; name?: string; attrs?: string; bootable?: boolean }[];
 }
 
-const FS_TYPES: Record<string, string> = { vfat: 'vfat', ext4: 'ext4', xfs: 'xfs', ntfs: 'ntfs', swap: 'swap' };
+const FS_TYPES: Record<string, string> = { vfat: 'vfat', ext4: 'ext4', xfs: 'xfs', btrfs: 'btrfs', ntfs: 'ntfs', swap: 'swap' };
 const EXTENDED_TYPES = [0x05, 0x0f, 0x85];
 
 /**
@@ -94,6 +94,8 @@ export function compareWithLayout(
     if (fs.LABEL) applied.label = fs.LABEL;
     if (fs.UUID) applied.uuid = fs.UUID;
     if (want.mount) applied.mount = want.mount;
+    if (want.subvolumes) applied.subvolumes = want.subvolumes.map((v) => ({ ...v }));
+    if (want.defaultSubvolume) applied.defaultSubvolume = want.defaultSubvolume;
     partitions.push(applied);
   }
   return { differences: diffs, partitions };

@@ -10,6 +10,7 @@ const FIRST = [
   'agent/workflow.e2e.test.ts',
   'agent/faults.e2e.test.ts',
   'agent/deploy/debian.integration.test.ts',
+  'agent/deploy/whole-system.integration.test.ts',
   'agent/share-faults.e2e.test.ts',
   'agent/deploy.e2e.test.ts',
   'qemu-tests/boot.e2e.test.ts',

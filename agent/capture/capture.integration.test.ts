@@ -349,8 +349,8 @@ describe('capture an NTFS reference disk', () => {
         ],
       },
       volumes: [
-        { partition: 'MSR', number: 1, partlabel: 'MSR', partuuid: expect.any(String) },
-        { partition: 'Windows', number: 2, partlabel: 'Windows', partuuid: expect.any(String), fsType: 'ntfs', label: 'Windows', uuid: expect.any(String) },
+        { partition: 'MSR', number: 1, sizeBytes: 16 * MiB, partlabel: 'MSR', partuuid: expect.any(String) },
+        { partition: 'Windows', number: 2, sizeBytes: expect.any(Number), partlabel: 'Windows', partuuid: expect.any(String), fsType: 'ntfs', label: 'Windows', uuid: expect.any(String) },
       ],
     });
     const listing = (await imaging.dir(join(share, 'windows.wim'), 1, { detailed: true })) as imaging.WimDirEntry[];

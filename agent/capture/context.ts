@@ -6,6 +6,7 @@ import type { MappedShare } from '../share/index.js';
 import type { Resource } from '../steps/index.js';
 import type { SourceCandidate } from './find-root.js';
 import type { RecordedLayout } from './record-layout.js';
+import type { SystemMount } from './system-tree.js';
 
 export interface CaptureRunOptions {
   /** The reference disk: a block device or a disk image file; overrides source.disk of the plan. */
@@ -49,6 +50,8 @@ export interface CaptureContext {
   table?: partition.SfdiskTable | undefined;
   /** source: the partition captured, and the layout recorded for deploys with layout: from-image. */
   source?: SourceCandidate;
+  /** source: the system's other filesystems on this disk, mounted into its tree to generalize and capture. */
+  systemMounts: SystemMount[];
   recorded?: RecordedLayout | undefined;
   /** share: the WIM as a local path; the WIM as it was when it is appended to. */
   share?: MappedShare;

@@ -14,6 +14,8 @@ export interface SourceCandidate {
   /** blkid TYPE and LABEL. */
   fsType?: string;
   label?: string;
+  /** btrfs: the subvolume that holds the operating system, when it is not the top level (set by holdsOperatingSystem). */
+  subvolume?: string;
 }
 
 /** Filesystems a reference root may be on (and that the capture can read as a Linux tree or an NTFS volume). */
@@ -95,21 +97,49 @@ export async function holdsOperatingSystem(c: SourceCandidate, runOpts: (what: s
   const mounted = (await mountsOf(c.node))[0];
   if (mounted) return holdsLinuxRoot(mounted.mountPoint);
   const dir = await mkdtemp(join(tmpdir(), 'imagepe-probe-'));
+  const btrfs = c.fsType === 'btrfs';
   try {
     try {
-      await run('mount', ['-t', c.fsType!, '-o', readOnlyProbeOptions(c.fsType!), c.node, dir], runOpts(`mounting ${c.node} read-only to look for an operating system`));
+      // btrfs: the top level, whatever the default subvolume is, so every subvolume can be looked at.
+      await run('mount', ['-t', c.fsType!, '-o', `${readOnlyProbeOptions(c.fsType!)}${btrfs ? ',subvolid=5' : ''}`, c.node, dir], runOpts(`mounting ${c.node} read-only to look for an operating system`));
     } catch {
       // A filesystem this kernel cannot mount is not the root to capture from here.
       return false;
     }
     try {
-      return await holdsLinuxRoot(dir);
+      if (await holdsLinuxRoot(dir)) return true;
+      if (!btrfs) return false;
+      const found = await rootSubvolume(dir, c.node, runOpts);
+      if (found) c.subvolume = found;
+      return found !== undefined;
     } finally {
       await run('umount', [dir], { what: `unmounting ${dir}`, timeoutMs: 60_000 });
     }
   } finally {
     await rmdir(dir).catch(() => undefined);
   }
+}
+
+/**
+ * The btrfs subvolume holding the operating system (Ubuntu's and openSUSE's installers put it in
+ * @, Debian's in @rootfs, Fedora's in root): the default subvolume when it holds one, else the
+ * only subvolume that does. `dir` is the filesystem's top level mounted read-only.
+ */
+async function rootSubvolume(dir: string, node: string, runOpts: (what: string) => RunOptions): Promise<string | undefined> {
+  const list = await run('btrfs', ['subvolume', 'list', dir], { ...runOpts(`listing the subvolumes of ${node}`), okExitCodes: [0, 1] });
+  const paths = list.stdout.split('\n').map((l) => / path (.+)$/.exec(l)?.[1]).filter((p): p is string => !!p);
+  const def = await defaultSubvolume(dir, node, runOpts);
+  const holding: string[] = [];
+  for (const p of paths) if (await holdsLinuxRoot(join(dir, p))) holding.push(p);
+  if (def && holding.includes(def)) return def;
+  return holding.length === 1 ? holding[0] : undefined;
+}
+
+/** The path of a btrfs filesystem's default subvolume, or undefined when it is the top level. */
+export async function defaultSubvolume(dir: string, node: string, runOpts: (what: string) => RunOptions): Promise<string | undefined> {
+  const r = await run('btrfs', ['subvolume', 'get-default', dir], { ...runOpts(`reading the default subvolume of ${node}`), okExitCodes: [0, 1] });
+  // "ID 5 (FS_TREE)" for the top level, else "ID 256 gen 9 top level 5 path @".
+  return / path (.+)$/.exec(r.stdout.trim())?.[1];
 }
 
 async function holdsLinuxRoot(dir: string): Promise<boolean> {

@@ -36,9 +36,9 @@ describe('recordLayout', () => {
       },
       // Every name the reference's files may use for each partition, apart from the layout.
       volumes: [
-        { partition: 'ESP', number: 1, fsType: 'vfat', uuid: '1234-ABCD', label: 'ESP', partuuid: 'A1', partlabel: 'ESP' },
-        { partition: 'bios-boot', number: 2, partuuid: 'A2', partlabel: 'bios-boot' },
-        { partition: 'root', number: 3, fsType: 'ext4', uuid: '0b3c...', label: 'root', partuuid: 'A3', partlabel: 'root' },
+        { partition: 'ESP', number: 1, sizeBytes: 64 * 1024 ** 2, fsType: 'vfat', uuid: '1234-ABCD', label: 'ESP', partuuid: 'A1', partlabel: 'ESP' },
+        { partition: 'bios-boot', number: 2, sizeBytes: 1024 ** 2, partuuid: 'A2', partlabel: 'bios-boot' },
+        { partition: 'root', number: 3, sizeBytes: 1091584 * 512, fsType: 'ext4', uuid: '0b3c...', label: 'root', partuuid: 'A3', partlabel: 'root' },
       ],
     });
     // It is a layout partition/ accepts, and it plans on a disk like the one it came from.
@@ -47,7 +47,7 @@ describe('recordLayout', () => {
     expect(p.partitions.map((x) => [x.name, x.sizeBytes])).toEqual([['ESP', 64 * 1024 ** 2], ['bios-boot', 1024 ** 2], ['root', expect.any(Number)]]);
   });
 
-  it('keeps explicit sizes when the image partition is not the last one, in disk order, and never puts UUIDs in the layout', () => {
+  it('gives the image partition the rest wherever it sits, keeps other sizes, in disk order, and never puts UUIDs in the layout', () => {
     const table: SfdiskTable = {
       ...GPT,
       partitions: [
@@ -59,12 +59,38 @@ describe('recordLayout', () => {
     const { recorded } = recordLayout({ table, filesystems: fs, imagePartition: 1 });
     expect(recorded.imagePartition).toBe('p1');
     expect(recorded.layout.partitions).toEqual([
-      { name: 'p1', size: '2048MiB', type: 'linux', format: 'xfs', mount: '/' },
+      { name: 'p1', size: 'rest', type: 'linux', format: 'xfs', mount: '/' },
       { name: 'swap', size: '1024MiB', type: 'linux-swap', format: 'swap', label: 'sw', mount: 'swap' },
     ]);
     // A deploy makes new UUIDs from the layout; the reference's are kept apart, for mapping.
     expect(JSON.stringify(recorded.layout)).not.toMatch(/u1|u2/);
     expect(recorded.volumes?.map((v) => [v.partition, v.uuid])).toEqual([['p1', 'u1'], ['swap', 'u2']]);
+  });
+
+  it("records the system's other filesystems with their mount points and every filesystem's bytes in use", () => {
+    // Debian's "separate /home" recipe with a separate /boot: ESP, /boot, root, /home, swap after them.
+    const table: SfdiskTable = {
+      label: 'gpt',
+      sectorsize: 512,
+      partitions: [
+        { node: '/dev/vda1', start: 2048, size: 131072, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', name: 'ESP' },
+        { node: '/dev/vda2', start: 133120, size: 524288, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', name: 'boot' },
+        { node: '/dev/vda3', start: 657408, size: 4194304, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', name: 'root' },
+        { node: '/dev/vda4', start: 4851712, size: 1048576, type: '933AC7E1-2EB4-4F13-B844-0E14E2AEF915', name: 'home' },
+        { node: '/dev/vda5', start: 5900288, size: 262144, type: '0657FD6D-A4AB-43C4-84E5-0933C84B4F4F', name: 'swap' },
+      ],
+    };
+    const fs = new Map<number, Record<string, string>>([[1, { TYPE: 'vfat' }], [2, { TYPE: 'ext2' }], [3, { TYPE: 'ext4' }], [4, { TYPE: 'xfs' }], [5, { TYPE: 'swap' }]]);
+    const { recorded, notes } = recordLayout({ table, filesystems: fs, imagePartition: 3, mounts: new Map([[2, '/boot'], [4, '/home']]), usedBytes: new Map([[2, 60e6], [3, 700e6], [4, 5e6]]) });
+    expect(recorded.layout.partitions.map((p) => [p.name, p.size, p.format, p.mount])).toEqual([
+      ['ESP', '64MiB', 'vfat', '/boot/efi'],
+      ['boot', '256MiB', 'ext4', '/boot'],
+      ['root', 'rest', 'ext4', '/'],
+      ['home', '512MiB', 'xfs', '/home'],
+      ['swap', '128MiB', 'swap', 'swap'],
+    ]);
+    expect(notes).toEqual(['boot holds ext2, which layouts cannot make; recorded as ext4']);
+    expect(recorded.volumes?.map((v) => [v.partition, v.usedBytes])).toEqual([['ESP', undefined], ['boot', 60e6], ['root', 700e6], ['home', 5e6], ['swap', undefined]]);
   });
 
   it('records an MBR disk with type bytes, the active flag, and without the extended partition', () => {
@@ -84,7 +110,7 @@ describe('recordLayout', () => {
     expect(recorded.layout).toEqual({
       table: 'mbr',
       partitions: [
-        { name: 'p1', size: '500MiB', type: 'windows-basic', format: 'ntfs', label: 'Windows', flags: ['bootable'] },
+        { name: 'p1', size: 'rest', type: 'windows-basic', format: 'ntfs', label: 'Windows', flags: ['bootable'] },
         { name: 'p5', size: '100MiB', type: 'windows-recovery', format: 'ntfs', label: 'Recovery' },
         { name: 'p6', size: '200MiB', type: '0xa5', format: 'none' },
       ],
@@ -104,14 +130,14 @@ describe('recordLayout', () => {
         { node: '/dev/nvme0n1p3', start: 2048, size: 100000, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', name: 'root' },
       ],
     };
-    const fs = new Map<number, Record<string, string>>([[3, { TYPE: 'btrfs', LABEL: 'r' }]]);
+    const fs = new Map<number, Record<string, string>>([[3, { TYPE: 'f2fs', LABEL: 'r' }]]);
     const { recorded, notes } = recordLayout({ table, filesystems: fs, imagePartition: 3 });
     expect(recorded.layout.partitions.map((p) => [p.name, p.type, p.size, p.format])).toEqual([
       ['data', 'msr', '1MiB', 'none'],
       ['p2', '6A898CC3-1DD2-11B2-99A6-080020736631', '4MiB', 'none'],
       ['root', 'linux', 'rest', 'ext4'],
     ]);
-    expect(notes).toEqual(['data is 1.17 MiB; recorded as 1 MiB', 'p2 is 3.91 MiB; recorded as 4 MiB', 'root holds btrfs, which layouts cannot make; recorded as ext4']);
+    expect(notes).toEqual(['data is 1.17 MiB; recorded as 1 MiB', 'p2 is 3.91 MiB; recorded as 4 MiB', 'root holds f2fs, which layouts cannot make; recorded as ext4']);
   });
 
   it('refuses a table it cannot record, and a partition that is not in it', () => {

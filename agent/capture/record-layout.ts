@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ImagepeError, MiB } from '../../core/index.js';
+import type { VolumeIdentity } from '../system/references.js';
 import { FORMATS, GPT_TYPES, LayoutSchema, MBR_TYPES, type Format, type Layout, type LayoutInput, type PartitionTypeName, type SfdiskTable } from '../../partition/index.js';
 
 /** The image property the reference disk's layout is kept in, inside the WIM's XML. */
@@ -26,6 +27,10 @@ export interface RecordedLayout {
 export interface RecordedVolume {
   partition: string;
   number: number;
+  /** The partition's size on the reference disk. */
+  sizeBytes?: number;
+  /** Bytes the filesystem had in use when it was captured (statfs: blocks less free blocks); the re-planning of a deploy keeps room for them. */
+  usedBytes?: number;
   fsType?: string;
   uuid?: string;
   label?: string;
@@ -40,6 +45,14 @@ export interface RecordInput {
   filesystems: ReadonlyMap<number, Record<string, string>>;
   /** The number of the partition the image is captured from. */
   imagePartition: number;
+  /** Where the reference system mounts its other filesystems (its fstab, matched to this disk), by partition number; captured into the same image. */
+  mounts?: ReadonlyMap<number, string>;
+  /** Bytes in use on each captured filesystem, by partition number. */
+  usedBytes?: ReadonlyMap<number, number>;
+  /** btrfs: the subvolumes the system mounts, with where, by partition number (the root's at /). */
+  subvolumes?: ReadonlyMap<number, readonly { name: string; mount: string }[]>;
+  /** btrfs: each filesystem's default subvolume, by partition number (none: the top level). */
+  defaultSubvolumes?: ReadonlyMap<number, string>;
 }
 
 const EXTENDED_TYPES = [0x05, 0x0f, 0x85];
@@ -50,9 +63,10 @@ const LINUX_TREE_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'f2fs', '
  * Turns what sfdisk and blkid read from the reference disk into a layout. Partitions keep their
  * order on the disk, names (GPT) or p<N>, types (by name when partition/ has one), sizes in MiB,
  * filesystems and labels; never UUIDs, which every deployed machine must make its own. The
- * captured partition gets mount "/" (Linux) and takes the rest of the disk when it is the last
- * one, so the image deploys to disks larger than the reference. `notes` says what could not be
- * kept exactly.
+ * captured partition gets mount "/" (Linux) and size "rest" wherever it sits (Debian's installer
+ * puts swap after it), so a deploy re-plans it for the disk it meets: larger or, when the data
+ * fits, smaller. The other filesystems the system mounts get their mount points (`mounts`).
+ * `notes` says what could not be kept exactly.
  */
 export function recordLayout(input: RecordInput): { recorded: RecordedLayout; notes: string[] } {
   const { table } = input;
@@ -72,7 +86,7 @@ export function recordLayout(input: RecordInput): { recorded: RecordedLayout; no
   const imageFs = input.filesystems.get(image.number)?.TYPE ?? '';
   const linuxImage = imageFs !== 'ntfs';
 
-  const used = new Set<string>();
+  const names = new Set<string>();
   const partitions: LayoutInput['partitions'] = [];
   const volumes: RecordedVolume[] = [];
   let imageName = '';
@@ -80,40 +94,64 @@ export function recordLayout(input: RecordInput): { recorded: RecordedLayout; no
     const fs = input.filesystems.get(p.number) ?? {};
     const isImage = p.number === image.number;
     let name = gpt && p.name?.trim() ? p.name.trim() : `p${p.number}`;
-    if (used.has(name)) name = `p${p.number}`;
-    used.add(name);
+    if (names.has(name)) name = `p${p.number}`;
+    names.add(name);
     if (isImage) imageName = name;
 
     const type = typeName(p.type, gpt);
-    const format = formatOf(fs.TYPE, isImage, name, notes);
+    const treeMount = linuxImage && !isImage ? input.mounts?.get(p.number) : undefined;
+    const format = formatOf(fs.TYPE, isImage || treeMount !== undefined, name, notes);
     const mib = (p.size * sectorSize) / MiB;
     const sizeMiB = Math.max(1, Math.round(mib));
-    if (Math.abs(mib - sizeMiB) > 1e-9 && !(isImage && p === parts[parts.length - 1])) notes.push(`${name} is ${mib.toFixed(2)} MiB; recorded as ${sizeMiB} MiB`);
+    if (Math.abs(mib - sizeMiB) > 1e-9 && !isImage) notes.push(`${name} is ${mib.toFixed(2)} MiB; recorded as ${sizeMiB} MiB`);
 
-    const entry: LayoutInput['partitions'][number] = {
-      name,
-      size: isImage && p === parts[parts.length - 1] ? 'rest' : `${sizeMiB}MiB`,
-      type,
-      format,
-    };
+    const entry: LayoutInput['partitions'][number] = { name, size: isImage ? 'rest' : `${sizeMiB}MiB`, type, format };
     if (fs.LABEL && format !== 'none') entry.label = fs.LABEL;
     if (isImage && linuxImage) entry.mount = '/';
+    else if (treeMount !== undefined && format !== 'none') entry.mount = treeMount;
     else if (linuxImage && type === 'esp' && format === 'vfat') entry.mount = '/boot/efi';
     else if (linuxImage && format === 'swap') entry.mount = 'swap';
-    const volume: RecordedVolume = { partition: name, number: p.number };
-    if (fs.TYPE) volume.fsType = fs.TYPE;
-    if (fs.UUID) volume.uuid = fs.UUID;
-    if (fs.LABEL) volume.label = fs.LABEL;
-    if (gpt && p.uuid) volume.partuuid = p.uuid;
-    if (gpt && p.name?.trim()) volume.partlabel = p.name;
-    // An MBR partition's PARTUUID is the disk id and the number: 0x1234abcd-02.
-    if (!gpt && table.id) volume.partuuid = `${table.id.replace(/^0x/i, '').toLowerCase()}-${String(p.number).padStart(2, '0')}`;
+    const subvolumes = format === 'btrfs' ? input.subvolumes?.get(p.number) : undefined;
+    if (subvolumes?.length) {
+      // Parents before what is nested in them, as the layout makes them.
+      entry.subvolumes = [...subvolumes].sort((a, b) => a.name.split('/').length - b.name.split('/').length).map((v) => ({ name: v.name, mount: v.mount }));
+      if (!entry.mount || !subvolumes.some((v) => v.mount === entry.mount)) entry.mount = entry.subvolumes[0]!.mount!;
+      const def = input.defaultSubvolumes?.get(p.number);
+      if (def && subvolumes.some((v) => v.name === def)) entry.defaultSubvolume = def;
+      else if (def) notes.push(`${name}'s default subvolume ${def} is not one the system mounts; the deployed filesystem keeps the top level as its default`);
+    }
+    const volume: RecordedVolume = { partition: name, number: p.number, sizeBytes: p.size * sectorSize, ...namesOf(p, fs, table) };
+    const used = input.usedBytes?.get(p.number);
+    if (used !== undefined) volume.usedBytes = used;
     volumes.push(volume);
     const bootable = gpt ? (p.attrs ?? '').includes('LegacyBIOSBootable') : p.bootable === true;
     if (bootable) entry.flags = ['bootable'];
     partitions.push(entry);
   }
   return { recorded: { version: 1, layout: { table: gpt ? 'gpt' : 'mbr', partitions }, imagePartition: imageName, volumes }, notes };
+}
+
+/** Every name each partition of the reference answers to, by partition number: what its fstab may call it. */
+export function partitionIdentities(table: SfdiskTable, filesystems: ReadonlyMap<number, Record<string, string>>): Map<number, VolumeIdentity> {
+  const out = new Map<number, VolumeIdentity>();
+  for (const p of table.partitions ?? []) {
+    const number = partitionNumber(p.node);
+    out.set(number, { partition: `p${number}`, number, ...namesOf({ ...p, number }, filesystems.get(number) ?? {}, table) });
+  }
+  return out;
+}
+
+function namesOf(p: { number: number; uuid?: string | undefined; name?: string | undefined }, fs: Record<string, string>, table: SfdiskTable): Omit<RecordedVolume, 'partition' | 'number'> {
+  const gpt = table.label === 'gpt';
+  const out: Omit<RecordedVolume, 'partition' | 'number'> = {};
+  if (fs.TYPE) out.fsType = fs.TYPE;
+  if (fs.UUID) out.uuid = fs.UUID;
+  if (fs.LABEL) out.label = fs.LABEL;
+  if (gpt && p.uuid) out.partuuid = p.uuid;
+  if (gpt && p.name?.trim()) out.partlabel = p.name;
+  // An MBR partition's PARTUUID is the disk id and the number: 0x1234abcd-02.
+  if (!gpt && table.id) out.partuuid = `${table.id.replace(/^0x/i, '').toLowerCase()}-${String(p.number).padStart(2, '0')}`;
+  return out;
 }
 
 function typeName(code: string, gpt: boolean): string {
@@ -125,11 +163,11 @@ function typeName(code: string, gpt: boolean): string {
   return (Object.keys(MBR_TYPES) as PartitionTypeName[]).find((k) => parseInt(MBR_TYPES[k]!, 16) === byte) ?? `0x${byte.toString(16)}`;
 }
 
-function formatOf(fsType: string | undefined, isImage: boolean, name: string, notes: string[]): Format {
+function formatOf(fsType: string | undefined, captured: boolean, name: string, notes: string[]): Format {
   if (!fsType) return 'none';
   if ((FORMATS as readonly string[]).includes(fsType)) return fsType as Format;
   // The image is a file tree: any Linux filesystem can take it, and ext4 is the one every kernel reads.
-  if (isImage && LINUX_TREE_FS.has(fsType)) {
+  if (captured && LINUX_TREE_FS.has(fsType)) {
     notes.push(`${name} holds ${fsType}, which layouts cannot make; recorded as ext4`);
     return 'ext4';
   }
@@ -145,6 +183,8 @@ const RecordedVolumeSchema = z
   .object({
     partition: z.string().min(1),
     number: z.number().int().positive(),
+    sizeBytes: z.number().int().nonnegative().optional(),
+    usedBytes: z.number().int().nonnegative().optional(),
     fsType: z.string().optional(),
     uuid: z.string().optional(),
     label: z.string().optional(),

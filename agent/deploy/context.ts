@@ -131,21 +131,42 @@ export function partitionNamed(ctx: DeployContext, name: string): partition.Appl
   return p;
 }
 
-/** Filesystems that hold a Linux tree, by mount point: mounted together, parents first, to apply into. */
-export function treePartitions(ctx: DeployContext): partition.AppliedPartition[] {
+/** One mount of the target's tree: a partition's filesystem, or one of its btrfs subvolumes. */
+export interface TreeMount {
+  partition: partition.AppliedPartition;
+  mount: string;
+  /** mount -o: subvol=NAME for a btrfs subvolume. */
+  options?: string | undefined;
+}
+
+/** The target's Linux filesystems (and btrfs subvolumes) by mount point, parents first: mounted together to apply into. */
+export function treeMounts(ctx: DeployContext): TreeMount[] {
   return need(ctx.applied, 'the partitions')
-    .filter((p) => p.mount?.startsWith('/') && isTreeFs(p.fsType))
-    .sort((a, b) => depth(a.mount!) - depth(b.mount!));
+    .filter((p) => isTreeFs(p.fsType))
+    .flatMap((p): TreeMount[] =>
+      p.subvolumes?.length
+        ? p.subvolumes.flatMap((v) => (v.mount?.startsWith('/') ? [{ partition: p, mount: v.mount, options: `subvol=${v.name}` }] : []))
+        : p.mount?.startsWith('/')
+          ? [{ partition: p, mount: p.mount }]
+          : [],
+    )
+    .sort((a, b) => depth(a.mount) - depth(b.mount));
+}
+
+/** What is mounted at `mount` in the target's tree (a Linux filesystem or a btrfs subvolume), if anything. */
+export function treeMountAt(ctx: DeployContext, mount: string): TreeMount | undefined {
+  return treeMounts(ctx).find((m) => m.mount === mount);
 }
 
 /** The partition mounted at `mount` holding a Linux filesystem, if any. */
 export function treePartitionAt(ctx: DeployContext, mount: string): partition.AppliedPartition | undefined {
-  return need(ctx.applied, 'the partitions').find((p) => p.mount === mount && isTreeFs(p.fsType));
+  return treeMountAt(ctx, mount)?.partition;
 }
 
-/** Where /boot lives: its own partition, or the root's. */
-export function bootPartition(ctx: DeployContext): partition.AppliedPartition {
-  return treePartitionAt(ctx, '/boot') ?? need(treePartitionAt(ctx, '/'), 'the root partition');
+/** Where /boot lives: its own filesystem, or the root's; `mount` is where it is mounted in the tree. */
+export function bootPartition(ctx: DeployContext): partition.AppliedPartition & { mount: string } {
+  const m = treeMountAt(ctx, '/boot') ?? need(treeMountAt(ctx, '/'), 'the root partition');
+  return { ...m.partition, mount: m.mount };
 }
 
 /** The layout's ESP, when it has one formatted FAT. */
@@ -164,7 +185,8 @@ export function deployedVolumes(ctx: DeployContext): VolumeIdentity[] {
     label: p.label,
     partuuid: p.partuuid,
     partlabel: gpt ? p.name : undefined,
-    mount: p.mount ?? (p.fsType === 'swap' ? 'swap' : undefined),
+    mount: p.mount ?? partition.mountPointsOf(p)[0] ?? (p.fsType === 'swap' ? 'swap' : undefined),
+    mounts: partition.mountPointsOf(p),
   }));
 }
 
@@ -181,7 +203,7 @@ export async function systemChroot(ctx: DeployContext, io: StepIO): Promise<Chro
 }
 
 function isTreeFs(fsType: string | undefined): boolean {
-  return fsType === 'ext4' || fsType === 'xfs';
+  return fsType === 'ext4' || fsType === 'xfs' || fsType === 'btrfs';
 }
 
 function depth(mount: string): number {

@@ -45,7 +45,7 @@ export function mapVolumes(newVolumes: readonly VolumeIdentity[], recorded: read
       const swaps = newVolumes.filter((v) => v.mount === 'swap' || v.fsType === 'swap');
       return swaps.length === 1 ? swaps[0] : undefined;
     }
-    return newVolumes.find((v) => v.mount === mount);
+    return newVolumes.find((v) => v.mount === mount || v.mounts?.includes(mount));
   };
   for (const old of recorded) {
     const to = newVolumes.find((v) => v.partition === old.partition) ?? byMount(recordedMounts.get(old.partition));
@@ -59,7 +59,7 @@ export function mapVolumes(newVolumes: readonly VolumeIdentity[], recorded: read
 }
 
 /** Filesystem types whose UUID takes a GUID (mkfs -U, mkswap -U, mkfs.xfs -m uuid=). */
-const GUID_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'swap']);
+const GUID_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'swap']);
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Whether a filesystem of `format` can be made with this UUID: a GUID, a FAT volume id, an NTFS serial. */

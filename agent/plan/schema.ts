@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ImagepeError } from '../../core/index.js';
-import { DiskTargetSchema, LayoutSchema, type Layout } from '../../partition/index.js';
+import { DiskTargetSchema, LayoutSchema, mountPointsOf, type Layout } from '../../partition/index.js';
 import { HOSTNAME_TOKENS, unknownTokens } from './hostname.js';
 
 const SHA256 = /^[0-9a-fA-F]{64}$/;
@@ -60,6 +60,12 @@ export const TargetSchema = z
       .enum(['new', 'keep'])
       .default('new')
       .describe("new: every filesystem gets a new UUID and the system's references to the reference's are rewritten; keep: the filesystems are made with the reference's UUIDs and labels, so nothing needs rewriting (one copy per network or disk set: duplicates confuse mount by UUID)"),
+    grow: z.string().min(1).optional().describe(`With layout: ${FROM_IMAGE}, the recorded partition that takes what the disk has left (default: the one the image came from, the root); the others keep their recorded sizes`),
+    minSwap: z
+      .string()
+      .regex(/^\s*\d+(\.\d+)?\s*([kmgtpKMGTP]i?[bB]?|[bB])?\s*$/, { message: 'expected a size such as 512MiB' })
+      .optional()
+      .describe(`With layout: ${FROM_IMAGE}, how far swap may shrink when the data would not fit the disk otherwise (default: swap keeps its recorded size)`),
   })
   .strict();
 
@@ -157,13 +163,13 @@ export function layoutProblems(layout: Layout, plan: { apply: readonly ApplyEntr
       return;
     }
     const part = layout.partitions.find((p) => p.name === a.partition)!;
-    if (!['ext4', 'xfs', 'ntfs'].includes(part.format)) issue(['apply', i, 'partition'], `expected a partition formatted ext4, xfs or ntfs; ${a.partition} is ${part.format}`);
+    if (!['ext4', 'xfs', 'btrfs', 'ntfs'].includes(part.format)) issue(['apply', i, 'partition'], `expected a partition formatted ext4, xfs, btrfs or ntfs; ${a.partition} is ${part.format}`);
     if (a.mode === 'ntfs' && part.format !== 'ntfs') issue(['apply', i, 'mode'], `ntfs mode needs an ntfs partition; ${a.partition} is ${part.format}`);
-    if (a.mode === 'linux' && part.format === 'ntfs') issue(['apply', i, 'mode'], `linux mode needs an ext4 or xfs partition; ${a.partition} is ntfs`);
+    if (a.mode === 'linux' && part.format === 'ntfs') issue(['apply', i, 'mode'], `linux mode needs an ext4, xfs or btrfs partition; ${a.partition} is ntfs`);
     if (part.format !== 'ntfs' && !part.mount) issue(['apply', i, 'partition'], `expected partition ${a.partition} to have a mount point in ${layoutName}`);
   });
   if (plan.bootloader.type === 'grub') {
-    if (!layout.partitions.some((p) => p.mount === '/')) issue(['bootloader', 'type'], `grub needs a partition with mount: / in ${layoutName}`);
+    if (!layout.partitions.some((p) => mountPointsOf(p).includes('/'))) issue(['bootloader', 'type'], `grub needs a partition with mount: / in ${layoutName}`);
     const fw = plan.bootloader.firmware;
     if ((fw === 'uefi' || fw === 'both') && !layout.partitions.some((p) => p.type === 'esp' && p.format === 'vfat')) {
       issue(['bootloader', 'firmware'], `${fw} needs an esp partition formatted vfat in ${layoutName}`);

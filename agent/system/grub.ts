@@ -45,6 +45,8 @@ export interface ImageGrubTarget {
   /** The filesystem UUID of the filesystem holding /boot, and whether /boot is a directory of the root ("/boot") or its own filesystem (""). */
   bootUuid: string;
   bootPrefix: '/boot' | '';
+  /** btrfs: the subvolume that is mounted as that filesystem (subvol=@); GRUB names paths from the top level, so /@/boot. */
+  bootSubvolume?: string | undefined;
   /** The EFI folder name grub-install uses: the system's ID (debian, ubuntu, fedora). */
   bootloaderId: string;
   /** Arguments the plan adds to every kernel command line, kept in /etc/default/grub.d so update-grub keeps them. */
@@ -132,7 +134,7 @@ async function installEfi(t: ImageGrubTarget, opts: (what: string, timeoutMs?: n
 /** What grub-install does for x86_64-efi, done with the system's grub-mkimage and mtools. */
 async function mkimageEfi(t: ImageGrubTarget, opts: (what: string, timeoutMs?: number) => RunOptions): Promise<void> {
   const root = t.chroot.root;
-  const grubDirOnFs = posix.join(t.bootPrefix || '/', t.grub.grubDir.slice('/boot/'.length));
+  const grubDirOnFs = posix.join('/', t.bootSubvolume ?? '', t.bootPrefix || '/', t.grub.grubDir.slice('/boot/'.length));
   const lib = 'usr/lib/grub/x86_64-efi';
   const modules = join(root, t.grub.grubDir, 'x86_64-efi');
   await mkdir(modules, { recursive: true });
@@ -145,7 +147,7 @@ async function mkimageEfi(t: ImageGrubTarget, opts: (what: string, timeoutMs?: n
   const mkimage = t.grub.install.replace('install', 'mkimage');
   await t.chroot.run(
     mkimage,
-    ['-O', 'x86_64-efi', '-o', `${work}/grubx64.efi`, '-c', `${work}/load.cfg`, '-p', grubDirOnFs, 'part_gpt', 'part_msdos', 'fat', 'ext2', 'xfs', 'search_fs_uuid'],
+    ['-O', 'x86_64-efi', '-o', `${work}/grubx64.efi`, '-c', `${work}/load.cfg`, '-p', grubDirOnFs, 'part_gpt', 'part_msdos', 'fat', 'ext2', 'xfs', 'btrfs', 'search_fs_uuid'],
     opts(`making the UEFI loader with the image's ${mkimage}`),
   );
   const efi = join(root, work, 'grubx64.efi');

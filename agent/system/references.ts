@@ -28,6 +28,8 @@ export interface VolumeIdentity {
   partlabel?: string | undefined;
   /** Where the system mounts it ("swap" for swap), from the layout or the system's fstab. */
   mount?: string | undefined;
+  /** Every mount point of a filesystem mounted more than once (btrfs subvolumes). */
+  mounts?: string[] | undefined;
 }
 
 const TAGS: Record<string, ReferenceKind> = { UUID: 'uuid', LABEL: 'label', PARTUUID: 'partuuid', PARTLABEL: 'partlabel' };

@@ -199,7 +199,7 @@ const badIndex: fc.Arbitrary<BrokenPlan> = fc
 // Values of the right JSON type that the field's form forbids.
 const BAD_VALUES: [Path, unknown[]][] = [
   [['target', 'layout', 'table'], ['GPT', 'msdos', 'dos', '']],
-  [['target', 'layout', 'partitions', 3, 'format'], ['ext5', 'EXT4', 'fat32', 'btrfs', '']],
+  [['target', 'layout', 'partitions', 3, 'format'], ['ext5', 'EXT4', 'fat32', 'zfs', '']],
   [['target', 'layout', 'partitions', 3, 'type'], ['linux-root', '0x1ff', 'not-a-guid', '', '0fc63daf-8483-4772-8e79-3d69d8477de']],
   [['target', 'layout', 'partitions', 3, 'name'], ['', 'x'.repeat(37)]],
   [['target', 'layout', 'partitions', 3, 'partuuid'], ['xyz', '0fc63daf84834772']],

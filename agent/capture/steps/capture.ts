@@ -1,9 +1,10 @@
 import { rename } from 'node:fs/promises';
 import { ImagepeError, pathKind, removeQuietly, temporarySibling } from '../../../core/index.js';
 import * as imaging from '../../../imaging/index.js';
-import { defineStep, mountScratch, need } from '../../steps/index.js';
+import { defineStep, need } from '../../steps/index.js';
 import type { CaptureContext } from '../context.js';
-import { describeCandidate, readOnlyProbeOptions } from '../find-root.js';
+import { describeCandidate } from '../find-root.js';
+import { mountSystemTree } from '../system-tree.js';
 import { LAYOUT_PROPERTY } from '../record-layout.js';
 
 /**
@@ -16,7 +17,7 @@ export const captureStep = defineStep({
   name: 'capture',
   title: 'Captured',
   writesDisk: false,
-  describe: (ctx: CaptureContext) => `${describeCandidate(ctx.source!)}${ctx.source!.fsType === 'ntfs' ? ', NTFS volume' : ', Linux tree with UNIX data'}`,
+  describe: (ctx: CaptureContext) => `${describeCandidate(ctx.source!)}${ctx.source!.fsType === 'ntfs' ? ', NTFS volume' : `, Linux tree with UNIX data${ctx.systemMounts.length ? ` and ${ctx.systemMounts.map((m) => m.mount).join(', ')}` : ''}`}`,
   async run(ctx: CaptureContext, io) {
     const dest = ctx.plan.destination;
     const src = need(ctx.source, 'the source');
@@ -24,7 +25,8 @@ export const captureStep = defineStep({
     const ntfs = src.fsType === 'ntfs';
     const signalOpt = io.signal ? { signal: io.signal } : {};
     // Journals are left alone: the reference has just been unmounted cleanly, or was not to be written at all.
-    const tree = ntfs ? undefined : await mountScratch(io, src.node, { prefix: 'reference', fsType: src.fsType!, options: readOnlyProbeOptions(src.fsType!), what: `mounting ${src.node} read-only to capture it` });
+    // One image of the assembled tree: the files go where the system has them, whatever layout a deploy gives them.
+    const tree = ntfs ? undefined : await mountSystemTree(io, src, ctx.systemMounts, { readOnly: true, why: 'to capture it' });
     const options: imaging.CaptureOptions = {
       name: dest.name,
       ...(dest.description ? { description: dest.description } : {}),
@@ -56,7 +58,7 @@ export const captureStep = defineStep({
       }
       ctx.index = index;
     }
-    await tree?.resource.release();
+    await tree?.release();
     return `image ${ctx.index} "${dest.name}" in ${dest.file}`;
   },
 });

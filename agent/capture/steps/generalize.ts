@@ -1,8 +1,9 @@
 import * as imaging from '../../../imaging/index.js';
-import { defineStep, mountScratch, need } from '../../steps/index.js';
+import { defineStep, need } from '../../steps/index.js';
+import { mountSystemTree } from '../system-tree.js';
 import type { CaptureContext } from '../context.js';
 
-/** The first write to the reference disk: machine-specific state removed offline, on the mounted root. */
+/** The first write to the reference disk: machine-specific state removed offline, on the system mounted as one tree. */
 export const generalizeStep = defineStep({
   name: 'generalize',
   title: 'Generalized',
@@ -15,9 +16,10 @@ export const generalizeStep = defineStep({
   describe: (ctx: CaptureContext) => ctx.source?.node,
   async run(ctx: CaptureContext, io) {
     const src = need(ctx.source, 'the source');
-    const root = await mountScratch(io, src.node, { prefix: 'reference', fsType: src.fsType!, what: `mounting ${src.node} read-write to generalize it` });
-    const g = await imaging.generalize(root.dir);
-    await root.resource.release();
+    // The whole system: its logs and state may be on a separate /var.
+    const tree = await mountSystemTree(io, src, ctx.systemMounts, { readOnly: false, why: 'to generalize it' });
+    const g = await imaging.generalize(tree.dir);
+    await tree.release();
     return generalizeSummary(g.items);
   },
 });

@@ -2,13 +2,16 @@ import { ImagepeError, mountsOf } from '../../../core/index.js';
 import * as partition from '../../../partition/index.js';
 import { defineStep, need } from '../../steps/index.js';
 import type { CaptureContext } from '../context.js';
-import { chooseSource, describeCandidate, holdsOperatingSystem, type SourceCandidate } from '../find-root.js';
-import { recordLayout } from '../record-layout.js';
+import { chooseSource, defaultSubvolume, describeCandidate, holdsOperatingSystem, type SourceCandidate } from '../find-root.js';
+import { partitionIdentities, recordLayout } from '../record-layout.js';
+import { mountSystemTree, readFstab, systemMounts, usedBytes as systemUsedBytes } from '../system-tree.js';
 
 /**
  * The partition to capture, found by looking (read-only): by label, by number, or the one that
- * holds an operating system. A mounted one (a running system) is refused. The disk's layout is
- * recorded for deploys with layout: from-image.
+ * holds an operating system. A mounted one (a running system) is refused. The other filesystems
+ * of this disk that the system's fstab mounts (a separate /boot, /home, /var) are found and
+ * measured; the capture takes them into the same image. The disk's layout is recorded, with
+ * those mount points and the bytes in use, for deploys with layout: from-image.
  */
 export const sourceStep = defineStep({
   name: 'source',
@@ -46,8 +49,40 @@ export const sourceStep = defineStep({
       });
     }
     ctx.source = src;
+    ctx.systemMounts = [];
+    const usedBytes = new Map<number, number>();
+    const defaults = new Map<number, string>();
+    if (src.fsType !== 'ntfs') {
+      // The system's own fstab says which other filesystems of this disk belong to it.
+      const tree = await mountSystemTree(io, src, [], { readOnly: true, why: 'to read its fstab' });
+      const found = table ? systemMounts(await readFstab(tree.dir), candidates, partitionIdentities(table, filesystems), src) : { mounts: [], notes: [] };
+      await tree.release();
+      for (const n of found.notes) io.warn(n);
+      const whole = await mountSystemTree(io, src, found.mounts, { readOnly: true, why: 'to measure it' });
+      // statfs of a btrfs subvolume counts its whole filesystem: one figure per partition either way.
+      usedBytes.set(src.number, await systemUsedBytes(whole.dir));
+      for (const m of found.mounts) usedBytes.set(m.candidate.number, await systemUsedBytes(`${whole.dir}${m.mount}`));
+      if (src.fsType === 'btrfs') {
+        const def = await defaultSubvolume(whole.dir, src.node, io.runOpts);
+        if (def) defaults.set(src.number, def);
+      }
+      for (const m of found.mounts) {
+        if (m.candidate.fsType !== 'btrfs' || defaults.has(m.candidate.number)) continue;
+        const def = await defaultSubvolume(`${whole.dir}${m.mount}`, m.candidate.node, io.runOpts);
+        if (def) defaults.set(m.candidate.number, def);
+      }
+      await whole.release();
+      ctx.systemMounts = found.mounts;
+    }
     if (table) {
-      const r = recordLayout({ table, filesystems, imagePartition: src.number });
+      const mounts = new Map<number, string>();
+      const subvolumes = new Map<number, { name: string; mount: string }[]>();
+      if (src.subvolume) subvolumes.set(src.number, [{ name: src.subvolume, mount: '/' }]);
+      for (const m of ctx.systemMounts) {
+        if (m.subvolume) subvolumes.set(m.candidate.number, [...(subvolumes.get(m.candidate.number) ?? []), { name: m.subvolume, mount: m.mount }]);
+        if (m.candidate.number !== src.number && !mounts.has(m.candidate.number)) mounts.set(m.candidate.number, m.mount);
+      }
+      const r = recordLayout({ table, filesystems, imagePartition: src.number, mounts, usedBytes, subvolumes, defaultSubvolumes: defaults });
       ctx.recorded = r.recorded;
       for (const n of r.notes) io.warn(`layout: ${n}`);
       try {
@@ -57,7 +92,7 @@ export const sourceStep = defineStep({
         io.warn(`the recorded layout does not fit the reference disk itself, so deploys with layout: from-image may fail: ${(e as Error).message}`);
       }
     } else io.warn(`${ctx.diskShown} has no partition table: no layout is recorded, so deploy plans for this image need target.layout`);
-    return describeCandidate(src);
+    return `${describeCandidate(src)}${src.subvolume ? `, subvolume ${src.subvolume}` : ''}${ctx.systemMounts.length ? `, with ${ctx.systemMounts.map((m) => `${m.mount} (${m.candidate.node}${m.subvolume ? ` ${m.subvolume}` : ''})`).join(', ')}` : ''}`;
   },
 });
 

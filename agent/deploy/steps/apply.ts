@@ -4,7 +4,7 @@ import { run, type RunOptions } from '../../../core/index.js';
 import * as imaging from '../../../imaging/index.js';
 import { MTOOLS_ENV } from '../../bootloader/index.js';
 import { defineStep, mountOn, need, scratchDir } from '../../steps/index.js';
-import { espOf, partitionNamed, treePartitions, type DeployContext } from '../context.js';
+import { espOf, partitionNamed, treeMounts, type DeployContext } from '../context.js';
 
 /**
  * The images applied: the target's Linux filesystems mounted as one tree (parents first) and each
@@ -21,16 +21,16 @@ export const applyStep = defineStep({
     const images = need(ctx.images, 'the images');
     const { dir: targetRoot } = await scratchDir(io, 'target');
     ctx.targetRoot = targetRoot;
-    for (const p of treePartitions(ctx)) {
-      const dir = join(targetRoot, p.mount!);
+    for (const m of treeMounts(ctx)) {
+      const dir = join(targetRoot, m.mount);
       await mkdir(dir, { recursive: true });
-      await mountOn(io, p.node, dir, { fsType: p.fsType!, what: `mounting ${p.name} (${p.node}) on ${p.mount}` });
+      await mountOn(io, m.partition.node, dir, { fsType: m.partition.fsType!, options: m.options, what: `mounting ${m.partition.name} (${m.partition.node}${m.options ? `, ${m.options}` : ''}) on ${m.mount}` });
     }
     for (const [i, entry] of plan.apply.entries()) {
       const part = partitionNamed(ctx, entry.partition);
       const image = images[i]!;
       const ntfs = entry.mode === 'ntfs' || (entry.mode === 'auto' && part.fsType === 'ntfs');
-      const where = ntfs ? part.node : join(targetRoot, part.mount!);
+      const where = ntfs ? part.node : join(targetRoot, part.mount ?? '/');
       io.info(`applying image ${image.index} "${image.name}" to ${part.name} (${ntfs ? 'NTFS mode' : 'Linux tree with UNIX metadata'})`);
       await imaging.apply(wimPath, image.index, where, { unixData: !ntfs, allowNonEmpty: !ntfs, events: io.events, ...(io.signal ? { signal: io.signal } : {}) });
     }

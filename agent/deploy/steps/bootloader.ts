@@ -5,7 +5,7 @@ import { installGrub } from '../../bootloader/index.js';
 import { defineStep, need } from '../../steps/index.js';
 import { findImageGrub, installImageGrub } from '../../system/grub.js';
 import { readAssignments, valueText } from '../../system/shell.js';
-import { bootPartition, espOf, partitionNamed, systemChroot, treePartitionAt, type DeployContext } from '../context.js';
+import { bootPartition, espOf, partitionNamed, systemChroot, treeMountAt, treePartitionAt, type DeployContext } from '../context.js';
 import { linuxApplied } from './specialize.js';
 
 /**
@@ -24,7 +24,7 @@ export const bootloaderStep = defineStep({
     const { plan, hostname } = ctx;
     if (plan.bootloader.type !== 'grub') throw new Error('only GRUB is installed');
     const rootPart = treePartitionAt(ctx, '/');
-    if (!rootPart?.uuid) throw new ImagepeError('INVALID_INPUT', 'GRUB needs an ext4 or xfs root partition (mount: /)');
+    if (!rootPart?.uuid) throw new ImagepeError('INVALID_INPUT', 'GRUB needs an ext4, xfs or btrfs root partition (mount: /)');
     const bootPart = bootPartition(ctx);
     const targetRoot = need(ctx.targetRoot, 'the target tree');
     const esp = espOf(ctx);
@@ -37,7 +37,8 @@ export const bootloaderStep = defineStep({
         device: need(ctx.device, 'the disk device'),
         espNode: esp ? partitionNamed(ctx, esp.name).node : undefined,
         bootUuid: bootPart.uuid!,
-        bootPrefix: bootPart === rootPart ? '/boot' : '',
+        bootPrefix: bootPart.mount === '/' ? '/boot' : '',
+        bootSubvolume: /^subvol=(.+)$/.exec(treeMountAt(ctx, bootPart.mount)?.options ?? '')?.[1],
         bootloaderId: await osId(targetRoot),
         kernelArgs: plan.bootloader.kernelArgs,
         diskNames: need(ctx.applied, 'the partitions').map((p) => ({ node: p.node, uuid: p.uuid, partuuid: p.partuuid, label: p.label, partlabel: need(ctx.layout, 'the layout').table === 'gpt' ? p.name : undefined })),
@@ -52,7 +53,7 @@ export const bootloaderStep = defineStep({
       device: need(ctx.device, 'the disk device'),
       ...(esp ? { espNode: partitionNamed(ctx, esp.name).node } : {}),
       bootMount: join(targetRoot, bootPart.mount!),
-      bootPrefix: bootPart === rootPart ? '/boot' : '',
+      bootPrefix: bootPart.mount === '/' ? '/boot' : '',
       bootUuid: bootPart.uuid!,
       bootFsType: bootPart.fsType!,
       rootUuid: rootPart.uuid,

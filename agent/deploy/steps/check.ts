@@ -1,21 +1,23 @@
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { ImagepeError, pathKind } from '../../../core/index.js';
+import { formatBytes, ImagepeError, parseSize, pathKind } from '../../../core/index.js';
 import * as imaging from '../../../imaging/index.js';
-import type * as partition from '../../../partition/index.js';
+import * as partition from '../../../partition/index.js';
 import { LAYOUT_PROPERTY, parseRecordedLayout } from '../../capture/index.js';
 import { keepIdentities, type RecordedImage } from '../identities.js';
 import { FROM_IMAGE, formatPath, layoutProblems, PlanError, type DeployPlan } from '../../plan/index.js';
 import { defineStep, need } from '../../steps/index.js';
 import { confirmDisk, resolveTargetLayout, type DeployContext } from '../context.js';
 import { assertSha256, download, sha256File } from '../hash.js';
+import { capacityProblems, partitionNeeds, replanLayout } from '../replan.js';
 
 /**
  * The image is what the plan names, before the disk is touched: downloaded (http) or found on
  * the share, its sha256 compared with the plan's or its integrity table checked, and the images
- * the plan applies found in it. A layout recorded in the image (layout: from-image) is resolved
- * against the disk here and confirmed.
+ * the plan applies found in it. A layout recorded in the image (layout: from-image) is re-planned
+ * for this disk (replan.ts), resolved and confirmed here; any layout is refused when a partition
+ * is too small for the files the reference had on it (measured at capture).
  */
 export const checkStep = defineStep({
   name: 'check',
@@ -63,12 +65,20 @@ export const checkStep = defineStep({
       ctx.recordedVolumes = recorded.volumes;
       for (const p of recorded.layout.partitions) if (p.mount) ctx.recordedMounts.set(p.name, p.mount);
     }
+    let replannedNotes: string[] = [];
     if (!ctx.layout) {
       let layout: partition.Layout;
       if (ctx.plan.target.layout === FROM_IMAGE) {
         const resolved = layoutFromImage(ctx.plan, recorded, where);
         ctx.plan = resolved.plan;
-        layout = resolved.layout;
+        const { grow = recorded!.imagePartition, minSwap } = ctx.plan.target;
+        if (!resolved.layout.partitions.some((p) => p.name === grow)) {
+          throw new PlanError([`target.grow: expected the name of a partition of the layout recorded in ${where} (${resolved.layout.partitions.map((p) => p.name).join(', ')})`], 'the plan');
+        }
+        const replanned = replanLayout(resolved.layout, need(ctx.disk, 'the disk'), { grow, volumes: ctx.recordedVolumes, recordedMounts: ctx.recordedMounts, minSwapBytes: minSwap === undefined ? undefined : parseSize(minSwap), rebuild: ctx.plan.bootloader.initramfs === 'rebuild' });
+        for (const n of replanned.notes) io.info(`re-planned: ${n}`);
+        replannedNotes = replanned.notes;
+        layout = replanned.layout;
       } else layout = ctx.plan.target.layout;
       if (ctx.plan.target.identities === 'keep') {
         const fstab = await imaging.readImageFile(ctx.wimPath, rootImageIndex(ctx.plan, layout) ?? image.index, '/etc/fstab', signalOpt);
@@ -77,13 +87,21 @@ export const checkStep = defineStep({
         layout = kept.layout;
       }
       ctx.layout = resolveTargetLayout(ctx, layout);
+      assertRoomForData(ctx, where);
       await confirmDisk(ctx, ctx.layout);
-    }
+    } else assertRoomForData(ctx, where);
     const plan = ctx.plan;
     ctx.images = plan.apply.map((a) => imaging.selectImage(shownWim, a.index ?? plan.source.index));
-    return `${how}; image${ctx.images.length > 1 ? 's' : ''} ${ctx.images.map((i) => `${i.index} "${i.name}"`).join(', ')}`;
+    return `${how}; image${ctx.images.length > 1 ? 's' : ''} ${ctx.images.map((i) => `${i.index} "${i.name}"`).join(', ')}${replannedNotes.length ? `; layout re-planned: ${replannedNotes.join('; ')}` : ''}`;
   },
 });
+
+/** Refuses, before any write, a layout with a partition too small for what the reference had on the filesystems that land on it. */
+function assertRoomForData(ctx: DeployContext, where: string): void {
+  const layout = need(ctx.layout, 'the layout');
+  const problems = capacityProblems(layout, partitionNeeds(layout.layout, ctx.recordedVolumes, ctx.recordedMounts, { rebuild: ctx.plan.bootloader.initramfs === 'rebuild' }));
+  if (problems.length > 0) throw new partition.LayoutError(problems, `${where} on ${ctx.diskShown} (${formatBytes(layout.disk.sizeBytes)})`);
+}
 
 /**
  * The layout imagepe's capture mode recorded in the image, checked against the plan as the schema

@@ -1,6 +1,6 @@
 import * as partition from '../../../partition/index.js';
 import { defineStep, mountScratch, need } from '../../steps/index.js';
-import { treePartitionAt, type DeployContext } from '../context.js';
+import { treeMountAt, type DeployContext } from '../context.js';
 import { IN_PROGRESS_MARKER, writeMarker } from '../markers.js';
 import { hasFilesystems } from './partition.js';
 
@@ -26,10 +26,10 @@ export const formatStep = defineStep({
     // puts it in the filesystem proper rather than only in the journal: the rerun's probe does
     // not replay a journal (that would write), so after a power cut it sees only what was
     // checkpointed.
-    const root = treePartitionAt(ctx, '/');
+    const root = treeMountAt(ctx, '/');
     if (root) {
       const { plan } = ctx;
-      const mounted = await mountScratch(io, root.node, { prefix: 'target', fsType: root.fsType!, what: `mounting ${root.name} (${root.node})` });
+      const mounted = await mountScratch(io, root.partition.node, { prefix: 'target', fsType: root.partition.fsType!, options: root.options, what: `mounting ${root.partition.name} (${root.partition.node})` });
       await writeMarker(mounted.dir, IN_PROGRESS_MARKER, { source: plan.source.url, image: plan.source.image, startedAt: new Date().toISOString() });
       await mounted.resource.release();
     }

@@ -10,7 +10,7 @@ import { systemHas } from '../../system/chroot.js';
 import { bootEntries } from '../../system/grub.js';
 import { initramfsResume as readInitramfsResume } from '../../system/initramfs.js';
 import { defineStep, need, type StepIO } from '../../steps/index.js';
-import { bootPartition, deployedVolumes, espOf, partitionNamed, systemChroot, type DeployContext } from '../context.js';
+import { bootPartition, deployedVolumes, espOf, partitionNamed, systemChroot, treeMountAt, type DeployContext } from '../context.js';
 import { DEPLOYED_MARKER, IN_PROGRESS_MARKER, writeMarker } from '../markers.js';
 import { hostKeys, linuxApplied } from './specialize.js';
 
@@ -94,7 +94,7 @@ export const verifyStep = defineStep({
  */
 async function missingFiles(wimPath: string, index: number, dir: string, mount: string, plan: DeployPlan, layout: partition.ResolvedLayout, changed: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<{ checked: number; paths: string[] }> {
   const listing = (await imaging.dir(wimPath, index, signal ? { signal } : {})) as string[];
-  const otherMounts = layout.partitions.map((p) => p.mount).filter((m): m is string => !!m && m.startsWith('/') && m !== mount && (mount === '/' || m.startsWith(`${mount}/`)));
+  const otherMounts = layout.partitions.flatMap((p) => partition.mountPointsOf(p)).filter((m): m is string => !!m && m.startsWith('/') && m !== mount && (mount === '/' || m.startsWith(`${mount}/`)));
   const skippedPath = (p: string) =>
     otherMounts.some((m) => p.startsWith(`${posix.join(mount, m.slice(mount.length))}/`) || p === m) ||
     (plan.specialize.removeSshHostKeys && /^\/etc\/ssh\/ssh_host_/.test(p)) ||
@@ -123,17 +123,20 @@ async function bootFacts(ctx: DeployContext, io: StepIO): Promise<BootFacts> {
   const root = need(ctx.targetRoot, 'the target tree');
   const read = (p: string) => readFile(join(root, p), 'utf8').catch(() => undefined);
   const bootPart = bootPartition(ctx);
-  const bootMount = join(root, bootPart.mount === '/' ? '' : bootPart.mount!);
+  const bootMount = join(root, bootPart.mount === '/' ? '' : bootPart.mount);
+  // GRUB names files from the top of the filesystem; a btrfs subvolume mounted here (subvol=@) is /@ to it.
+  const subvol = /^subvol=(.+)$/.exec(treeMountAt(ctx, bootPart.mount)?.options ?? '')?.[1];
+  const inTree = (p: string) => (subvol && p.startsWith(`/${subvol}/`) ? p.slice(subvol.length + 1) : p);
   const grub = ctx.grub;
   const grubCfg = grub ? await readFile(join(bootMount, grub.grubCfg), 'utf8').catch(() => undefined) : undefined;
   const entries = grubCfg ? bootEntries(grubCfg) : [];
   const existing = new Set<string>();
-  for (const e of entries) for (const p of [e.kernel, e.initrd]) if (p && (await pathKind(join(bootMount, p))) === 'file') existing.add(p);
+  for (const e of entries) for (const p of [e.kernel, e.initrd]) if (p && (await pathKind(join(bootMount, inTree(p)))) === 'file') existing.add(p);
   const initramfsResume: { initrd: string; value: string | undefined }[] = [];
   if (await systemHas(root, 'usr/bin/unmkinitramfs')) {
     const chroot = await systemChroot(ctx, io);
     for (const initrd of new Set(entries.map((e) => e.initrd).filter((p): p is string => !!p && existing.has(p)))) {
-      const inSystem = bootPart.mount === '/' ? initrd : `${bootPart.mount}${initrd}`;
+      const inSystem = bootPart.mount === '/' ? inTree(initrd) : `${bootPart.mount}${inTree(initrd)}`;
       initramfsResume.push({ initrd: inSystem, value: await readInitramfsResume(chroot, inSystem, io.signal) });
     }
   }
