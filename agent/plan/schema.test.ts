@@ -63,6 +63,7 @@ describe('plan schema', () => {
     ['a bad partition size', (p) => (p.target.layout.partitions[2].size = '10XB'), /^target\.layout\.partitions\[2\]\.size: expected a size/],
     ['a bad disk target', (p) => (p.target.disk = { pick: 'fastest' }), /^target\.disk: expected \{ path: \/dev\/\.\.\. \} or a rule/],
     ['an apply to no such partition', (p) => (p.apply[0].partition = 'rooot'), /^apply\[0\]\.partition: expected the name of a partition of target\.layout \(ESP, bios-boot, root\)/],
+    ['target.grow with an explicit layout', (p) => (p.target.grow = 'root'), /^target\.grow: only with layout: from-image; an explicit layout gives every size itself/],
     ['an apply to the ESP', (p) => (p.apply[0].partition = 'ESP'), /^apply\[0\]\.partition: expected a partition formatted ext4, xfs, btrfs or ntfs/],
     ['no apply', (p) => (p.apply = []), /^apply: expected at least one image to apply/],
     ['an unknown hostname token', (p) => (p.specialize = { hostname: 'pc-{foo}' }), /^specialize\.hostname: expected only the tokens \{serial\} \{mac\} \{uuid\} \{random\}/],

@@ -138,6 +138,9 @@ export const PlanSchema = z
   .superRefine((plan, ctx) => {
     // A from-image layout is known only once the WIM is read; the deploy runs the same checks then.
     if (plan.target.layout === FROM_IMAGE) return;
+    for (const key of ['grow', 'minSwap'] as const) {
+      if (plan.target[key] !== undefined) ctx.addIssue({ code: 'custom', path: ['target', key], message: `only with layout: ${FROM_IMAGE}; an explicit layout gives every size itself` });
+    }
     if (plan.apply.length === 0) ctx.addIssue({ code: 'custom', path: ['apply'], message: 'required with an explicit target.layout (expected at least one image to apply)' });
     for (const p of layoutProblems(plan.target.layout, plan)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
   })
