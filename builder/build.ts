@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, chmod, copyFile, constants, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, constants, mkdir, readdir, readFile, rename, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findTool, ignoreEvents, removeQuietly, run, type EventSink } from '../core/index.js';
@@ -159,13 +159,34 @@ export async function cacheKeyFor(manifest: InitramfsManifest, config: BuildConf
 
 /** Cached builds kept; each is the size of the ISO and the PXE bundle (about 150 MB). */
 export const KEEP_CACHED_BUILDS = 3;
+/** Entries used this recently are never pruned: another build running now may be copying from one. */
+export const CACHE_IN_USE_MS = 30 * 60_000;
 
-async function pruneCache(buildsDir: string, keep: number): Promise<void> {
-  const entries = await Promise.all(
-    (await readdir(buildsDir)).map(async (name) => ({ name, mtime: (await stat(join(buildsDir, name))).mtimeMs })),
-  );
+/**
+ * Keeps the `keep` most recently used builds (an entry's mtime is refreshed each time a build
+ * uses it) and every entry used within `inUseMs`, so concurrent builds (the tests start several
+ * at once) never lose the entry they are about to copy from.
+ */
+export async function pruneCache(buildsDir: string, keep: number, o: { now?: number; inUseMs?: number } = {}): Promise<string[]> {
+  const now = o.now ?? Date.now();
+  const inUse = o.inUseMs ?? CACHE_IN_USE_MS;
+  const entries = (
+    await Promise.all(
+      (await readdir(buildsDir)).map(async (name) => {
+        // Another build may have removed it since readdir.
+        const s = await stat(join(buildsDir, name)).catch(() => undefined);
+        return s ? { name, mtime: s.mtimeMs } : undefined;
+      }),
+    )
+  ).filter((e): e is { name: string; mtime: number } => e !== undefined);
   entries.sort((a, b) => b.mtime - a.mtime);
-  for (const e of entries.slice(keep)) await removeQuietly(join(buildsDir, e.name));
+  const removed: string[] = [];
+  for (const e of entries.slice(keep)) {
+    if (now - e.mtime < inUse) continue;
+    await removeQuietly(join(buildsDir, e.name));
+    removed.push(e.name);
+  }
+  return removed;
 }
 
 async function copyOut(from: string, to: string): Promise<void> {
@@ -234,17 +255,20 @@ export async function buildPe(options: BuildOptions): Promise<BuildResult> {
       await mkdir(join(cacheDir, 'builds'), { recursive: true });
       await removeQuietly(entry);
       await rename(join(work, 'out'), entry);
-      await pruneCache(join(cacheDir, 'builds'), KEEP_CACHED_BUILDS);
     } finally {
       await removeQuietly(work);
     }
   } else step('build', 'skipped', 'cached');
+  // Marks the entry as just used, so a concurrent build's prune spares it.
+  const now = new Date();
+  await utimes(entry, now, now);
 
   await mkdir(join(options.outputDir, 'pxe'), { recursive: true });
   const iso = join(options.outputDir, 'imagepe.iso');
   const pxeDir = join(options.outputDir, 'pxe');
   await copyOut(join(entry, 'imagepe.iso'), iso);
   for (const f of OUTPUT_FILES.slice(1)) await copyOut(join(entry, f), join(pxeDir, f));
+  if (!haveCached) await pruneCache(join(cacheDir, 'builds'), KEEP_CACHED_BUILDS);
   return {
     iso,
     pxe: { dir: pxeDir, kernel: join(pxeDir, 'vmlinuz'), initrd: join(pxeDir, 'initrd.img'), ipxeScript: join(pxeDir, 'boot.ipxe'), grubConfig: join(pxeDir, 'grub.cfg') },
