@@ -189,6 +189,24 @@ export async function pruneCache(buildsDir: string, keep: number, o: { now?: num
   return removed;
 }
 
+/**
+ * Moves a finished build into the cache under its key. A build of the same key that finished
+ * first made the same bytes (the key covers every input), so its entry is kept: removing it
+ * would pull the ISO from under that build while it copies it out. Only an entry without its
+ * result.json (damaged by hand) is replaced.
+ */
+async function publishEntry(out: string, entry: string): Promise<void> {
+  try {
+    await rename(out, entry);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+    if ((await stat(join(entry, 'result.json')).catch(() => undefined)) !== undefined) return;
+    await removeQuietly(entry);
+    await rename(out, entry);
+  }
+}
+
 async function copyOut(from: string, to: string): Promise<void> {
   await copyFile(from, to, constants.COPYFILE_FICLONE);
 }
@@ -253,8 +271,7 @@ export async function buildPe(options: BuildOptions): Promise<BuildResult> {
       await buildInto(work, { config, manifest, epoch, volumeId, grubTemplates, ipxeTemplate, signal, step });
       await writeFile(join(work, 'out', 'result.json'), JSON.stringify({ key, volumeId, kernel: kernel.version, epoch }));
       await mkdir(join(cacheDir, 'builds'), { recursive: true });
-      await removeQuietly(entry);
-      await rename(join(work, 'out'), entry);
+      await publishEntry(join(work, 'out'), entry);
     } finally {
       await removeQuietly(work);
     }
