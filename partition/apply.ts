@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImagepeError, ignoreEvents, pathKind, run, unmount, type EventSink, type RunOptions } from '../core/index.js';
+import { listSubvolumes } from './btrfs.js';
 import { attachImageFile, detachLoop } from './loop.js';
 import { renderSfdiskScript } from './resolve.js';
 import { assertDiskFree, describeContents, partitionNodes, probeFilesystem } from './target.js';
@@ -247,8 +248,7 @@ async function makeSubvolumes(part: ResolvedPartition, node: string, opts: RunOp
         await run('btrfs', ['subvolume', 'create', join(dir, v.name)], { ...opts, what: `making subvolume ${v.name} on ${node}` });
       }
       if (part.defaultSubvolume) await run('btrfs', ['subvolume', 'set-default', join(dir, part.defaultSubvolume)], { ...opts, what: `making ${part.defaultSubvolume} the default subvolume of ${node}` });
-      const listed = (await run('btrfs', ['subvolume', 'list', dir], { ...opts, what: `listing the subvolumes of ${node}` })).stdout;
-      const have = new Set(listed.split('\n').map((l) => / path (.+)$/.exec(l)?.[1]).filter(Boolean));
+      const have = new Set(await listSubvolumes(dir, node, (what) => ({ ...opts, what })));
       const missing = part.subvolumes!.filter((v) => !have.has(v.name)).map((v) => v.name);
       if (missing.length) throw new ImagepeError('VERIFY_FAILED', `${node} lacks subvolume${missing.length > 1 ? 's' : ''} ${missing.join(', ')} after they were made`);
     } finally {

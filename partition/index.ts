@@ -29,6 +29,7 @@ export { apply, writeTable, formatPartitions, readBack, readTable, waitForPartit
 export { assertDiskFree, describeContents, partitionNodes, probeFilesystem, type ContentProbe } from './target.js';
 export { chooseDisk, type ChooseDiskOptions, type ChosenDisk } from './choose.js';
 export { attachImageFile, detachLoop, withAttachedImage, type AttachOptions } from './loop.js';
+export { defaultSubvolume, listSubvolumes } from './btrfs.js';
 export { compareWithLayout, type SfdiskJson, type SfdiskTable } from './verify.js';
 export { parseLsblk, selectDisk, listDisks, describeDisk, type DiskCandidate, type SelectOptions, type DescribeOptions } from './disks.js';
 export { LayoutError, type Disk, type ResolvedLayout, type ResolvedPartition, type Result, type AppliedPartition } from './types.js';

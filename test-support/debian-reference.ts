@@ -2,6 +2,7 @@ import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../core/index.js';
 import * as partition from '../partition/index.js';
+import { treeMountOptions, treeMountsOf } from '../agent/deploy/context.js';
 import { enterChroot } from '../agent/system/chroot.js';
 import { findImageGrub, installImageGrub } from '../agent/system/grub.js';
 import { unpackDebianTree } from './debian-tree.js';
@@ -70,14 +71,6 @@ export const DEBIAN_BTRFS_LAYOUT = {
 } as const satisfies partition.LayoutInput;
 
 export const DEBIAN_DISK_BYTES = 2 * 1024 ** 3;
-
-/** Every mount of a laid-out disk's Linux filesystems (btrfs subvolumes each), parents first. */
-function treeMountsOf(partitions: readonly partition.AppliedPartition[]): { p: partition.AppliedPartition; mount: string; subvol?: string }[] {
-  return partitions
-    .filter((p) => p.fsType === 'ext4' || p.fsType === 'btrfs')
-    .flatMap((p) => (p.subvolumes?.length ? p.subvolumes.filter((v) => v.mount).map((v) => ({ p, mount: v.mount!, subvol: v.name })) : p.mount?.startsWith('/') ? [{ p, mount: p.mount }] : []))
-    .sort((a, b) => a.mount.split('/').filter(Boolean).length - b.mount.split('/').filter(Boolean).length);
-}
 
 /** What the reference was, to compare deployed copies with. */
 export interface DebianReference {
@@ -153,7 +146,8 @@ export async function makeDebianReferenceDisk(
       for (const m of treeMountsOf(applied.partitions)) {
         const at = join(root, m.mount);
         await mkdir(at, { recursive: true });
-        await run('mount', ['-t', m.p.fsType!, ...(m.subvol ? ['-o', `subvol=${m.subvol}`] : []), nodes.get(m.p.number)!, at], { what: `mounting the reference ${m.mount}` });
+        const options = treeMountOptions(m);
+        await run('mount', ['-t', m.partition.fsType!, ...(options ? ['-o', options] : []), nodes.get(m.partition.number)!, at], { what: `mounting the reference ${m.mount}` });
         mounted.unshift(at);
       }
       await unpackDebianTree(root);
@@ -179,7 +173,7 @@ export async function makeDebianReferenceDisk(
           ...(esp ? { espNode: nodes.get(esp.number)! } : {}),
           bootUuid: boot.uuid!,
           bootPrefix: boot.mount === '/boot' ? '' : '/boot',
-          bootSubvolume: treeMountsOf(applied.partitions).find((m) => m.mount === (boot.mount === '/boot' ? '/boot' : '/'))?.subvol,
+          bootSubvolume: treeMountsOf(applied.partitions).find((m) => m.mount === (boot.mount === '/boot' ? '/boot' : '/'))?.subvolume,
           bootloaderId: 'debian',
           kernelArgs: '',
           diskNames: applied.partitions.map((p) => ({ node: nodes.get(p.number)!, uuid: p.uuid, partuuid: p.partuuid, label: p.label, partlabel: mbr ? undefined : p.name })),
@@ -207,9 +201,10 @@ async function configure(root: string, hostname: string, partitions: readonly pa
   };
   // In the installer's order and words: / first, then the others by mount point, swap last.
   const options: Record<string, string> = { '/': 'errors=remount-ro', '/boot/efi': 'umask=0077' };
+  const tree = treeMountsOf(partitions);
   const mounts = [
-    ...treeMountsOf(partitions),
-    ...partitions.filter((p) => p.mount && p.fsType !== 'ext4' && p.fsType !== 'btrfs').map((p) => ({ p, mount: p.mount!, subvol: undefined })),
+    ...tree.map((m) => ({ p: m.partition, mount: m.mount, subvol: m.subvolume })),
+    ...partitions.filter((p) => p.mount && !tree.some((m) => m.partition === p)).map((p) => ({ p, mount: p.mount!, subvol: undefined })),
   ];
   const entries = mounts
     .sort((a, b) => (a.mount === '/' ? -1 : b.mount === '/' ? 1 : a.mount === 'swap' ? 1 : b.mount === 'swap' ? -1 : a.mount.localeCompare(b.mount)))

@@ -2,6 +2,7 @@ import { lstat, mkdtemp, readlink, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { ImagepeError, formatBytes, mountsOf, run, type RunOptions } from '../../core/index.js';
+import * as partition from '../../partition/index.js';
 import type { CaptureSource } from '../plan/index.js';
 
 /** A partition of the reference disk, as sfdisk and blkid describe it. */
@@ -126,20 +127,14 @@ export async function holdsOperatingSystem(c: SourceCandidate, runOpts: (what: s
  * only subvolume that does. `dir` is the filesystem's top level mounted read-only.
  */
 async function rootSubvolume(dir: string, node: string, runOpts: (what: string) => RunOptions): Promise<string | undefined> {
-  const list = await run('btrfs', ['subvolume', 'list', dir], { ...runOpts(`listing the subvolumes of ${node}`), okExitCodes: [0, 1] });
-  const paths = list.stdout.split('\n').map((l) => / path (.+)$/.exec(l)?.[1]).filter((p): p is string => !!p);
-  const def = await defaultSubvolume(dir, node, runOpts);
+  // A filesystem btrfs cannot read this far holds no root to capture: exit 1 reads as nothing found.
+  const tolerant = (what: string): RunOptions => ({ ...runOpts(what), okExitCodes: [0, 1] });
+  const paths = await partition.listSubvolumes(dir, node, tolerant);
+  const def = await partition.defaultSubvolume(dir, node, tolerant);
   const holding: string[] = [];
   for (const p of paths) if (await holdsLinuxRoot(join(dir, p))) holding.push(p);
   if (def && holding.includes(def)) return def;
   return holding.length === 1 ? holding[0] : undefined;
-}
-
-/** The path of a btrfs filesystem's default subvolume, or undefined when it is the top level. */
-export async function defaultSubvolume(dir: string, node: string, runOpts: (what: string) => RunOptions): Promise<string | undefined> {
-  const r = await run('btrfs', ['subvolume', 'get-default', dir], { ...runOpts(`reading the default subvolume of ${node}`), okExitCodes: [0, 1] });
-  // "ID 5 (FS_TREE)" for the top level, else "ID 256 gen 9 top level 5 path @".
-  return / path (.+)$/.exec(r.stdout.trim())?.[1];
 }
 
 async function holdsLinuxRoot(dir: string): Promise<boolean> {

@@ -135,22 +135,32 @@ export function partitionNamed(ctx: DeployContext, name: string): partition.Appl
 export interface TreeMount {
   partition: partition.AppliedPartition;
   mount: string;
-  /** mount -o: subvol=NAME for a btrfs subvolume. */
-  options?: string | undefined;
+  /** btrfs: the subvolume mounted there. */
+  subvolume?: string | undefined;
 }
 
-/** The target's Linux filesystems (and btrfs subvolumes) by mount point, parents first: mounted together to apply into. */
-export function treeMounts(ctx: DeployContext): TreeMount[] {
-  return need(ctx.applied, 'the partitions')
+/** The mount options a tree mount needs: subvol=NAME for a btrfs subvolume, else none. */
+export function treeMountOptions(m: TreeMount): string | undefined {
+  return m.subvolume ? `subvol=${m.subvolume}` : undefined;
+}
+
+/** Linux filesystems (and btrfs subvolumes) of laid-out partitions by mount point, parents first: mounted together to apply into. */
+export function treeMountsOf(partitions: readonly partition.AppliedPartition[]): TreeMount[] {
+  return partitions
     .filter((p) => isTreeFs(p.fsType))
     .flatMap((p): TreeMount[] =>
       p.subvolumes?.length
-        ? p.subvolumes.flatMap((v) => (v.mount?.startsWith('/') ? [{ partition: p, mount: v.mount, options: `subvol=${v.name}` }] : []))
+        ? p.subvolumes.flatMap((v) => (v.mount?.startsWith('/') ? [{ partition: p, mount: v.mount, subvolume: v.name }] : []))
         : p.mount?.startsWith('/')
           ? [{ partition: p, mount: p.mount }]
           : [],
     )
     .sort((a, b) => depth(a.mount) - depth(b.mount));
+}
+
+/** The target's tree mounts (treeMountsOf its partitions). */
+export function treeMounts(ctx: DeployContext): TreeMount[] {
+  return treeMountsOf(need(ctx.applied, 'the partitions'));
 }
 
 /** What is mounted at `mount` in the target's tree (a Linux filesystem or a btrfs subvolume), if anything. */

@@ -2,7 +2,7 @@ import { ImagepeError, mountsOf } from '../../../core/index.js';
 import * as partition from '../../../partition/index.js';
 import { defineStep, need } from '../../steps/index.js';
 import type { CaptureContext } from '../context.js';
-import { chooseSource, defaultSubvolume, describeCandidate, holdsOperatingSystem, type SourceCandidate } from '../find-root.js';
+import { chooseSource, describeCandidate, holdsOperatingSystem, type SourceCandidate } from '../find-root.js';
 import { partitionIdentities, recordLayout } from '../record-layout.js';
 import { mountSystemTree, readFstab, systemMounts, usedBytes as systemUsedBytes } from '../system-tree.js';
 
@@ -62,13 +62,14 @@ export const sourceStep = defineStep({
       // statfs of a btrfs subvolume counts its whole filesystem: one figure per partition either way.
       usedBytes.set(src.number, await systemUsedBytes(whole.dir));
       for (const m of found.mounts) usedBytes.set(m.candidate.number, await systemUsedBytes(`${whole.dir}${m.mount}`));
+      const tolerant = (what: string) => ({ ...io.runOpts(what), okExitCodes: [0, 1] });
       if (src.fsType === 'btrfs') {
-        const def = await defaultSubvolume(whole.dir, src.node, io.runOpts);
+        const def = await partition.defaultSubvolume(whole.dir, src.node, tolerant);
         if (def) defaults.set(src.number, def);
       }
       for (const m of found.mounts) {
         if (m.candidate.fsType !== 'btrfs' || defaults.has(m.candidate.number)) continue;
-        const def = await defaultSubvolume(`${whole.dir}${m.mount}`, m.candidate.node, io.runOpts);
+        const def = await partition.defaultSubvolume(`${whole.dir}${m.mount}`, m.candidate.node, tolerant);
         if (def) defaults.set(m.candidate.number, def);
       }
       await whole.release();

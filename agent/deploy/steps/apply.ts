@@ -4,7 +4,7 @@ import { run, type RunOptions } from '../../../core/index.js';
 import * as imaging from '../../../imaging/index.js';
 import { MTOOLS_ENV } from '../../bootloader/index.js';
 import { defineStep, mountOn, need, scratchDir } from '../../steps/index.js';
-import { espOf, partitionNamed, treeMounts, type DeployContext } from '../context.js';
+import { espOf, partitionNamed, treeMountOptions, treeMounts, type DeployContext } from '../context.js';
 
 /**
  * The images applied: the target's Linux filesystems mounted as one tree (parents first) and each
@@ -24,7 +24,8 @@ export const applyStep = defineStep({
     for (const m of treeMounts(ctx)) {
       const dir = join(targetRoot, m.mount);
       await mkdir(dir, { recursive: true });
-      await mountOn(io, m.partition.node, dir, { fsType: m.partition.fsType!, options: m.options, what: `mounting ${m.partition.name} (${m.partition.node}${m.options ? `, ${m.options}` : ''}) on ${m.mount}` });
+      const options = treeMountOptions(m);
+      await mountOn(io, m.partition.node, dir, { fsType: m.partition.fsType!, options, what: `mounting ${m.partition.name} (${m.partition.node}${options ? `, ${options}` : ''}) on ${m.mount}` });
     }
     for (const [i, entry] of plan.apply.entries()) {
       const part = partitionNamed(ctx, entry.partition);

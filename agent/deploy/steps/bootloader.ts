@@ -38,7 +38,7 @@ export const bootloaderStep = defineStep({
         espNode: esp ? partitionNamed(ctx, esp.name).node : undefined,
         bootUuid: bootPart.uuid!,
         bootPrefix: bootPart.mount === '/' ? '/boot' : '',
-        bootSubvolume: /^subvol=(.+)$/.exec(treeMountAt(ctx, bootPart.mount)?.options ?? '')?.[1],
+        bootSubvolume: treeMountAt(ctx, bootPart.mount)?.subvolume,
         bootloaderId: await osId(targetRoot),
         kernelArgs: plan.bootloader.kernelArgs,
         diskNames: need(ctx.applied, 'the partitions').map((p) => ({ node: p.node, uuid: p.uuid, partuuid: p.partuuid, label: p.label, partlabel: need(ctx.layout, 'the layout').table === 'gpt' ? p.name : undefined })),

@@ -1,6 +1,6 @@
 import * as partition from '../../../partition/index.js';
 import { defineStep, mountScratch, need } from '../../steps/index.js';
-import { treeMountAt, type DeployContext } from '../context.js';
+import { treeMountAt, treeMountOptions, type DeployContext } from '../context.js';
 import { IN_PROGRESS_MARKER, writeMarker } from '../markers.js';
 import { hasFilesystems } from './partition.js';
 
@@ -29,7 +29,7 @@ export const formatStep = defineStep({
     const root = treeMountAt(ctx, '/');
     if (root) {
       const { plan } = ctx;
-      const mounted = await mountScratch(io, root.partition.node, { prefix: 'target', fsType: root.partition.fsType!, options: root.options, what: `mounting ${root.partition.name} (${root.partition.node})` });
+      const mounted = await mountScratch(io, root.partition.node, { prefix: 'target', fsType: root.partition.fsType!, options: treeMountOptions(root), what: `mounting ${root.partition.name} (${root.partition.node})` });
       await writeMarker(mounted.dir, IN_PROGRESS_MARKER, { source: plan.source.url, image: plan.source.image, startedAt: new Date().toISOString() });
       await mounted.resource.release();
     }

@@ -125,7 +125,7 @@ async function bootFacts(ctx: DeployContext, io: StepIO): Promise<BootFacts> {
   const bootPart = bootPartition(ctx);
   const bootMount = join(root, bootPart.mount === '/' ? '' : bootPart.mount);
   // GRUB names files from the top of the filesystem; a btrfs subvolume mounted here (subvol=@) is /@ to it.
-  const subvol = /^subvol=(.+)$/.exec(treeMountAt(ctx, bootPart.mount)?.options ?? '')?.[1];
+  const subvol = treeMountAt(ctx, bootPart.mount)?.subvolume;
   const inTree = (p: string) => (subvol && p.startsWith(`/${subvol}/`) ? p.slice(subvol.length + 1) : p);
   const grub = ctx.grub;
   const grubCfg = grub ? await readFile(join(bootMount, grub.grubCfg), 'utf8').catch(() => undefined) : undefined;
