@@ -10,7 +10,14 @@ const common = {
   modulePathIgnorePatterns: ['<rootDir>/dist/'],
 };
 
+import { availableParallelism } from 'node:os';
+
 export default {
+  // At least two workers, even on two cores: the QEMU files spend their time in one emulated CPU
+  // each, so the slowest of them (the real-Debian e2e) runs beside the rest instead of after it.
+  // Test files that share a resource say how (the PE build cache, the cached Debian tree, loop
+  // devices checked by their own names).
+  maxWorkers: Math.max(2, availableParallelism() - 1),
   reporters: ['default', '<rootDir>/test-support/summary-reporter.cjs'],
   testSequencer: '<rootDir>/test-support/sequencer.cjs',
   projects: [

@@ -207,8 +207,19 @@ async function publishEntry(out: string, entry: string): Promise<void> {
   }
 }
 
+/**
+ * Copies a cached output to its place under a temporary name, then renames it over the old one:
+ * another process (a second jest worker) may be booting a VM from the file being replaced, and a
+ * copy over it would truncate the ISO under that VM.
+ */
 async function copyOut(from: string, to: string): Promise<void> {
-  await copyFile(from, to, constants.COPYFILE_FICLONE);
+  const temp = `${to}.${process.pid}.tmp`;
+  try {
+    await copyFile(from, temp, constants.COPYFILE_FICLONE);
+    await rename(temp, to);
+  } finally {
+    await removeQuietly(temp);
+  }
 }
 
 async function addDirectory(tree: FileTree, hostDir: string, peDir: string): Promise<void> {

@@ -37,6 +37,7 @@ export const TOOLS: readonly ToolInfo[] = [
   { name: 'mkfs.xfs', debianPackage: 'xfsprogs', purpose: 'formats XFS volumes' },
   { name: 'mkfs.btrfs', debianPackage: 'btrfs-progs', purpose: 'formats btrfs volumes' },
   { name: 'btrfs', debianPackage: 'btrfs-progs', purpose: 'makes, lists and sets the default of btrfs subvolumes' },
+  { name: 'lvm', debianPackage: 'lvm2', purpose: 'makes LVM volume groups and logical volumes (layouts with volumeGroups)' },
   { name: 'xorriso', debianPackage: 'xorriso', purpose: 'writes the hybrid ISO' },
   { name: 'grub-mkimage', debianPackage: 'grub-common', purpose: 'builds GRUB boot images' },
   { name: 'grub-mkstandalone', debianPackage: 'grub-common', purpose: 'builds the removable UEFI loader of a deployed disk' },

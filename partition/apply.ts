@@ -6,6 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ImagepeError, ignoreEvents, pathKind, run, unmount, type EventSink, type RunOptions } from '../core/index.js';
 import { listSubvolumes } from './btrfs.js';
 import { attachImageFile, detachLoop } from './loop.js';
+import { createPhysicalVolume, createVolumeGroups, deactivateVolumeGroups, readBackLogicalVolumes } from './lvm.js';
+import { logicalVolumesOf } from './lvm-plan.js';
 import { renderSfdiskScript } from './resolve.js';
 import { assertDiskFree, describeContents, partitionNodes, probeFilesystem } from './target.js';
 import type { ResolvedLayout, ResolvedPartition, Result } from './types.js';
@@ -80,10 +82,16 @@ export async function apply(layout: ResolvedLayout, options: ApplyOptions = {}):
 
     const nodes = await writeTable(layout, device, { ...options, wipe: holds.length > 0 });
     await formatPartitions(layout, nodes, options);
-    step('verify', 'started');
-    const result = await readBack(layout, shown, device, nodes, runOpts);
-    step('verify', 'done');
-    return result;
+    try {
+      await makeVolumeGroups(layout, nodes, options);
+      step('verify', 'started');
+      const result = await readBack(layout, shown, device, nodes, runOpts);
+      step('verify', 'done');
+      return result;
+    } finally {
+      // The disk is let go of (an image file's loop device detached) only with its groups inactive.
+      await deactivateLayoutGroups(layout, nodes, options.signal ? { signal: options.signal } : {});
+    }
   } finally {
     if (loop) {
       const attached = loop;
@@ -129,11 +137,39 @@ export async function formatPartitions(layout: ResolvedLayout, nodes: Map<number
     const node = nodes.get(part.number);
     if (!node) throw new ImagepeError('NOT_FOUND', `partition ${part.number} (${part.name}) has no device node`);
     step(`format ${part.name}`, 'started', `${part.format} on ${node}`);
-    await format(part, node, layout, runOpts(`formatting ${part.name} (${node}) as ${part.format}`, options.formatTimeoutMs ?? 30 * 60_000));
+    await format(part, node, layout.sectorSize, runOpts(`formatting ${part.name} (${node}) as ${part.format}`, options.formatTimeoutMs ?? 30 * 60_000));
     done++;
     events({ type: 'progress', operation: OPERATION, phase: 'Formatting', unit: 'parts', done, total: toFormat.length });
     step(`format ${part.name}`, 'done');
   }
+}
+
+/**
+ * The layout's LVM volume groups and logical volumes made on the physical volumes formatPartitions
+ * made (step `volume-groups`), then each logical volume's filesystem (steps `format VG/LV`).
+ * Returns the logical volumes' nodes by VG/LV; they stay active (deactivateLayoutGroups lets go).
+ */
+export async function makeVolumeGroups(layout: ResolvedLayout, nodes: Map<number, string>, options: ApplyOptions = {}): Promise<Map<string, string>> {
+  const runOpts = runOptsOf(options.signal);
+  const step = stepper(options.events ?? ignoreEvents);
+  if (layout.volumeGroups.length === 0) return new Map();
+  step('volume-groups', 'started', layout.volumeGroups.map((g) => `${g.name}: ${g.logicalVolumes.map((lv) => lv.lvName).join(', ')}`).join('; '));
+  const lvNodes = await createVolumeGroups(layout, nodes, runOpts);
+  step('volume-groups', 'done');
+  for (const lv of logicalVolumesOf(layout)) {
+    if (lv.format === 'none') continue;
+    const node = lvNodes.get(lv.name)!;
+    step(`format ${lv.name}`, 'started', `${lv.format} on ${node}`);
+    await format(lv, node, layout.sectorSize, runOpts(`formatting ${lv.name} (${node}) as ${lv.format}`, options.formatTimeoutMs ?? 30 * 60_000));
+    step(`format ${lv.name}`, 'done');
+  }
+  return lvNodes;
+}
+
+/** Deactivates the layout's volume groups on the disk whose partitions are `nodes`, so the disk can be let go of. */
+export async function deactivateLayoutGroups(layout: ResolvedLayout, nodes: ReadonlyMap<number, string>, options: { signal?: AbortSignal } = {}): Promise<void> {
+  if (layout.volumeGroups.length === 0) return;
+  await deactivateVolumeGroups(layout.volumeGroups.map((g) => g.name), [...nodes.values()], runOptsOf(options.signal));
 }
 
 async function checkGeometry(device: string, layout: ResolvedLayout, runOpts: RunOptsFn): Promise<void> {
@@ -197,7 +233,10 @@ export async function waitForPartitions(device: string, numbers: number[], waitM
   }
 }
 
-async function format(part: ResolvedPartition, node: string, layout: ResolvedLayout, opts: RunOptions): Promise<void> {
+/** What makes a filesystem: a partition's or a logical volume's settings (ntfs only on partitions, which have a start). */
+type FormatTarget = Pick<ResolvedPartition, 'name' | 'label' | 'uuid' | 'subvolumes' | 'defaultSubvolume'> & { format: ResolvedPartition['format']; type?: string; start?: number };
+
+async function format(part: FormatTarget, node: string, sectorSize: number, opts: RunOptions): Promise<void> {
   const label = part.label;
   const uuid = part.uuid;
   switch (part.format) {
@@ -219,13 +258,16 @@ async function format(part: ResolvedPartition, node: string, layout: ResolvedLay
       // Windows boots NTFS only when the boot sector knows where the partition starts.
       await run(
         'mkfs.ntfs',
-        ['--fast', '--quiet', '--force', '--sector-size', String(layout.sectorSize), '--partition-start', String(part.start), '--heads', '255', '--sectors-per-track', '63', ...(label ? ['--label', label] : []), node],
+        ['--fast', '--quiet', '--force', '--sector-size', String(sectorSize), '--partition-start', String(part.start ?? 0), '--heads', '255', '--sectors-per-track', '63', ...(label ? ['--label', label] : []), node],
         opts,
       );
       if (uuid) await run('ntfslabel', [`--new-serial=${uuid}`, node], opts);
       return;
     case 'swap':
       await run('mkswap', [...(label ? ['-L', label] : []), ...(uuid ? ['-U', uuid] : []), node], opts);
+      return;
+    case 'lvm':
+      await createPhysicalVolume(node, opts);
       return;
     case 'none':
       return;
@@ -237,7 +279,7 @@ async function format(part: ResolvedPartition, node: string, layout: ResolvedLay
  * its top level, then the default one set; read back with `btrfs subvolume list` before the
  * filesystem is unmounted again.
  */
-async function makeSubvolumes(part: ResolvedPartition, node: string, opts: RunOptions): Promise<void> {
+async function makeSubvolumes(part: FormatTarget, node: string, opts: RunOptions): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'imagepe-btrfs-'));
   try {
     await run('mount', ['-t', 'btrfs', '-o', 'subvolid=5', node, dir], { ...opts, what: `mounting ${node} to make its subvolumes` });
@@ -279,6 +321,9 @@ export async function readBack(layout: ResolvedLayout, shown: string, device: st
     if (node) filesystems.set(part.number, await probeFilesystem(node, runOpts));
   }
   const { differences, partitions } = compareWithLayout(layout, table, filesystems, nodes);
+  const lvs = await readBackLogicalVolumes(layout, nodes, (node) => probeFilesystem(node, runOpts), runOpts);
+  differences.push(...lvs.differences);
+  partitions.push(...lvs.volumes);
   if (differences.length > 0) {
     throw new ImagepeError('VERIFY_FAILED', `${shown} does not match the layout after partitioning:\n${differences.map((d) => `  - ${d}`).join('\n')}`, {
       hint: 'Something else may have written to the disk meanwhile, or a tool ignored an option; check dmesg and try again.',

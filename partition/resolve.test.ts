@@ -211,7 +211,7 @@ describe('plan: what it refuses, and why', () => {
     {
       what: 'a subvolume mounted where another partition is',
       layout: { table: 'gpt', partitions: [{ name: 'r', size: '1GiB', type: 'linux', format: 'btrfs', mount: '/', subvolumes: [{ name: '@', mount: '/' }, { name: '@home', mount: '/home' }] }, { name: 'h', size: '1GiB', type: 'linux', format: 'ext4', mount: '/home' }] },
-      problem: /partitions\[0\] and partitions\[1\] are both mounted at \/home/,
+      problem: /partitions\[0\] \(r\) and partitions\[1\] \(h\) are both mounted at \/home/,
     },
     {
       what: 'a btrfs partition smaller than mkfs.btrfs makes',

@@ -1,5 +1,6 @@
 import { ImagepeError, formatBytes, parseSize, MiB } from '../core/index.js';
-import { GUID_PATTERN, MBR_TYPE_PATTERN, type Layout, type PartitionSpec, type PartitionTypeName } from './schema.js';
+import { resolveVolumeGroups } from './lvm-plan.js';
+import { GUID_PATTERN, MBR_TYPE_PATTERN, type Format, type Layout, type PartitionSpec, type PartitionTypeName } from './schema.js';
 import { LayoutError, type Disk, type ResolvedLayout, type ResolvedPartition } from './types.js';
 import { gptName } from './verify.js';
 
@@ -12,6 +13,7 @@ export const GPT_TYPES: Record<PartitionTypeName, string> = {
   msr: 'E3C9E316-0B5C-4DB8-817D-F92DF00215AE',
   'windows-basic': 'EBD0A0A2-B9E5-4433-87C0-68B6B72699C7',
   'windows-recovery': 'DE94BBA4-06D1-4D40-A16A-BFD50179D6AC',
+  lvm: 'E6D6D379-F507-44C2-A23C-238F2A3DF928',
 };
 
 /** MBR has no type for a BIOS boot area or the MSR: both exist only because of GPT. */
@@ -22,6 +24,7 @@ export const MBR_TYPES: Partial<Record<PartitionTypeName, string>> = {
   'linux-home': '83',
   'windows-basic': '7',
   'windows-recovery': '27',
+  lvm: '8e',
 };
 
 /** 128 entries of 128 bytes: the GPT partition array every tool writes. */
@@ -115,6 +118,12 @@ export function resolveLayout(layout: Layout, disk: Disk): ResolvedLayout {
     }
   }
 
+  const volumeGroups = resolveVolumeGroups(
+    layout,
+    layout.partitions.map((p, i) => ({ name: p.name, format: p.format, sizeBytes: sizes[i]! * ss })),
+    problems,
+  );
+
   if (problems.length > 0) throw new LayoutError(problems, `the layout on ${disk.path} (${formatBytes(disk.sizeBytes)}, ${ss}-byte sectors)`);
 
   const partitions: ResolvedPartition[] = layout.partitions.map((p, i) => {
@@ -152,6 +161,7 @@ export function resolveLayout(layout: Layout, disk: Disk): ResolvedLayout {
     alignSectors: align,
     wipe: layout.wipe,
     partitions,
+    volumeGroups,
     warnings,
   };
   if (layout.id !== undefined) result.diskId = gpt ? layout.id.toUpperCase() : layout.id.toLowerCase();
@@ -218,9 +228,20 @@ function resolvePartition(p: PartitionSpec, i: number, layout: Layout, disk: Dis
   if ((p.type === 'bios-boot' || p.type === 'msr') && p.format !== 'none') {
     problems.push(`${what} is a ${p.type} partition, which holds no filesystem; use format: none`);
   }
-  if (p.format === 'none') {
-    if (p.label !== undefined) problems.push(`${what} has a label but no format; a label belongs to a filesystem`);
-    if (p.uuid !== undefined) problems.push(`${what} has a uuid but no format; a UUID belongs to a filesystem (use partuuid for the partition)`);
+  filesystemProblems(p, what, problems);
+  if (p.partuuid !== undefined && !gpt) {
+    problems.push(`${what} has a partuuid, which only GPT stores; on MBR the PARTUUID is the disk id and the partition number`);
+  }
+  return { typeCode, sectors, rest };
+}
+
+/** What a filesystem's settings (label, UUID, mount, subvolumes) say wrong for its format: of a partition or a logical volume. */
+export function filesystemProblems(p: FilesystemSpec, what: string, problems: string[]): void {
+  if (p.format === 'none' || p.format === 'lvm') {
+    const none = p.format === 'none' ? 'no format' : 'format lvm (a physical volume holds no filesystem)';
+    if (p.label !== undefined) problems.push(`${what} has a label but ${none}; a label belongs to a filesystem`);
+    if (p.uuid !== undefined) problems.push(`${what} has a uuid but ${none}; a UUID belongs to a filesystem${p.format === 'none' ? ' (use partuuid for the partition)' : ''}`);
+    if (p.format === 'lvm' && p.mount !== undefined) problems.push(`${what} has format lvm and a mount; mount its logical volumes instead`);
   } else {
     const limit = LABEL_LIMITS[p.format]!;
     if (p.label !== undefined && Buffer.byteLength(p.label) > limit) {
@@ -230,19 +251,25 @@ function resolvePartition(p: PartitionSpec, i: number, layout: Layout, disk: Dis
       problems.push(`${what} has uuid "${p.uuid}"; ${p.format} expects ${fsUuidForm(p.format)}`);
     }
   }
-  if (p.partuuid !== undefined && !gpt) {
-    problems.push(`${what} has a partuuid, which only GPT stores; on MBR the PARTUUID is the disk id and the partition number`);
-  }
-  if (p.mount !== undefined) {
+  if (p.mount !== undefined && p.format !== 'lvm') {
     if (p.format === 'swap' ? p.mount !== 'swap' : !p.mount.startsWith('/')) {
       problems.push(`${what} has mount "${p.mount}"; expected ${p.format === 'swap' ? '"swap"' : 'an absolute path such as /boot/efi'}`);
     }
   }
   subvolumeProblems(p, what, problems);
-  return { typeCode, sectors, rest };
 }
 
-function subvolumeProblems(p: PartitionSpec, what: string, problems: string[]): void {
+/** The settings of a filesystem, on a partition or a logical volume. */
+export interface FilesystemSpec {
+  format: Format;
+  label?: string | undefined;
+  uuid?: string | undefined;
+  mount?: string | undefined;
+  subvolumes?: readonly { name: string; mount?: string | undefined }[] | undefined;
+  defaultSubvolume?: string | undefined;
+}
+
+function subvolumeProblems(p: FilesystemSpec, what: string, problems: string[]): void {
   if (p.subvolumes === undefined && p.defaultSubvolume === undefined) return;
   if (p.format !== 'btrfs') {
     problems.push(`${what} has ${p.subvolumes !== undefined ? 'subvolumes' : 'a defaultSubvolume'} but is formatted ${p.format}; subvolumes belong to btrfs`);
@@ -272,6 +299,7 @@ export function mountPointsOf(p: { mount?: string | undefined; subvolumes?: read
 
 function checkMinimums(p: PartitionSpec, i: number, bytes: number, disk: Disk, problems: string[]): void {
   const what = describe(p, i);
+  filesystemMinimums(p.format, bytes, what, problems);
   if (p.type === 'esp') {
     const min = fat32MinimumBytes(disk.sectorSize);
     if (bytes < min) {
@@ -280,10 +308,14 @@ function checkMinimums(p: PartitionSpec, i: number, bytes: number, disk: Disk, p
       );
     }
   }
-  if (p.format === 'xfs' && bytes < XFS_MINIMUM_BYTES) {
+}
+
+/** The smallest volume mkfs accepts for `format`, as problems naming `what`. */
+export function filesystemMinimums(format: Format, bytes: number, what: string, problems: string[]): void {
+  if (format === 'xfs' && bytes < XFS_MINIMUM_BYTES) {
     problems.push(`${what} is ${formatBytes(bytes)}, smaller than the ${formatBytes(XFS_MINIMUM_BYTES)} xfs needs`);
   }
-  if (p.format === 'btrfs' && bytes < BTRFS_MINIMUM_BYTES) {
+  if (format === 'btrfs' && bytes < BTRFS_MINIMUM_BYTES) {
     problems.push(`${what} is ${formatBytes(bytes)}, smaller than the ${formatBytes(BTRFS_MINIMUM_BYTES)} btrfs needs`);
   }
 }
@@ -311,16 +343,20 @@ function checkLayoutRules(layout: Layout, problems: string[], warnings: string[]
     if (prev !== undefined) problems.push(`partitions[${prev}] and partitions[${i}] are both named "${p.name}"; names must be unique`);
     else seen.set(p.name, i);
   });
-  const mounts = new Map<string, number>();
-  layout.partitions.forEach((p, i) => {
+  const mounts = new Map<string, string>();
+  const volumes = [
+    ...layout.partitions.map((p, i) => ({ p, what: `partitions[${i}] (${p.name})` })),
+    ...(layout.volumeGroups ?? []).flatMap((g, gi) => g.logicalVolumes.map((p, li) => ({ p, what: `volumeGroups[${gi}].logicalVolumes[${li}] (${g.name}/${p.name})` }))),
+  ];
+  for (const { p, what } of volumes) {
     for (const m of mountPointsOf(p)) {
       if (m === 'swap') continue;
       const prev = mounts.get(m);
-      if (prev === i) problems.push(`partitions[${i}] (${p.name}) mounts two subvolumes at ${m}`);
-      else if (prev !== undefined) problems.push(`partitions[${prev}] and partitions[${i}] are both mounted at ${m}`);
-      else mounts.set(m, i);
+      if (prev === what) problems.push(`${what} mounts two subvolumes at ${m}`);
+      else if (prev !== undefined) problems.push(`${prev} and ${what} are both mounted at ${m}`);
+      else mounts.set(m, what);
     }
-  });
+  }
 }
 
 function checkDiskId(layout: Layout, problems: string[]): void {
@@ -387,7 +423,7 @@ function fsUuidValid(uuid: string, format: string): boolean {
 }
 
 /** The UUID as blkid prints it, so a resolved layout compares equal to what is read back. */
-function normaliseFsUuid(uuid: string, format: string): string {
+export function normaliseFsUuid(uuid: string, format: string): string {
   if (format === 'vfat') {
     const hex = uuid.replace('-', '').toUpperCase();
     return `${hex.slice(0, 4)}-${hex.slice(4)}`;

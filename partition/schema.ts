@@ -14,10 +14,12 @@ export const PARTITION_TYPES = [
   'msr',
   'windows-basic',
   'windows-recovery',
+  'lvm',
 ] as const;
 export type PartitionTypeName = (typeof PARTITION_TYPES)[number];
 
-export const FORMATS = ['vfat', 'ext4', 'xfs', 'btrfs', 'ntfs', 'swap', 'none'] as const;
+/** `lvm` makes the partition an LVM physical volume (pvcreate) for the volume group that lists it. */
+export const FORMATS = ['vfat', 'ext4', 'xfs', 'btrfs', 'ntfs', 'swap', 'lvm', 'none'] as const;
 export type Format = (typeof FORMATS)[number];
 
 export const GUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -98,6 +100,41 @@ export const PartitionSchema = z
   })
   .strict();
 
+// lvm(8), VALID NAMES: letters, digits and + _ . -, not starting with - and not . or ..; LVM
+// keeps names with these words for its own hidden volumes.
+const LVM_NAME = /^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$/;
+const LVM_RESERVED = /_cdata|_cmeta|_corig|_mlog|_mimage|_pmspare|_rimage|_rmeta|_tdata|_tmeta|_vorigin|_vdata|^snapshot|^pvmove/;
+const lvmName = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(126)
+    .refine((n) => LVM_NAME.test(n) && n !== '.' && n !== '..', { message: `expected a ${what} name of letters, digits and + _ . - (not starting with -)` })
+    .refine((n) => !LVM_RESERVED.test(n), { message: `expected a ${what} name without the words LVM keeps for itself (_rimage, _tmeta, snapshot…)` });
+
+export const LogicalVolumeSchema = z
+  .object({
+    name: lvmName('logical volume').describe('The LV name: the volume is /dev/VG/NAME and /dev/mapper/VG-NAME; elsewhere in the plan it is called VG/NAME'),
+    size: z.union([sizeText, z.number().int().positive()], { message: SIZE_MESSAGE }).describe('Bytes with a unit, a percentage of the volume group, or "rest" for what the group has left (one per group)'),
+    format: z.enum(FORMATS).exclude(['lvm', 'ntfs']).default('none').describe('The filesystem to create on the volume'),
+    label: z.string().min(1).optional(),
+    uuid: z.string().optional().describe('A fixed filesystem UUID'),
+    mount: z.string().optional().describe('Where the deploy agent mounts it: an absolute path, or "swap"'),
+    subvolumes: z.array(SubvolumeSchema).optional().describe('btrfs only, as for a partition'),
+    defaultSubvolume: z.string().optional(),
+  })
+  .strict();
+
+export const VolumeGroupSchema = z
+  .object({
+    name: lvmName('volume group').describe('The VG name'),
+    physicalVolumes: z.array(z.string().min(1)).min(1, { message: 'expected at least one partition' }).describe('The partitions (format: lvm) the group is made of, by name'),
+    extentSize: byteSize.default('4MiB').describe("The physical extent size, LVM's unit of allocation (vgcreate -s; default 4MiB): a power of two of at least 1MiB here"),
+    logicalVolumes: z.array(LogicalVolumeSchema).min(1, { message: 'expected at least one logical volume' }),
+  })
+  .strict()
+  .describe('An LVM volume group on partitions of this disk, and its logical volumes (as curtin describes them)');
+
 export const DiskRuleSchema = z
   .object({
     pick: z.enum(['smallest', 'largest']).describe('Which of the disks that match to take'),
@@ -127,6 +164,7 @@ export const LayoutSchema = z
     id: z.string().optional().describe('A fixed disk identifier: a GUID for GPT, 0xXXXXXXXX for MBR'),
     disk: DiskTargetSchema.optional(),
     partitions: z.array(PartitionSchema).min(1, { message: 'expected at least one partition' }),
+    volumeGroups: z.array(VolumeGroupSchema).optional().describe('LVM volume groups made on partitions of the layout (format: lvm), with their logical volumes'),
   })
   .strict()
   .describe('A declarative disk layout: partition table, partitions and their filesystems');
@@ -135,6 +173,8 @@ export type Layout = z.output<typeof LayoutSchema>;
 export type LayoutInput = z.input<typeof LayoutSchema>;
 export type PartitionSpec = z.output<typeof PartitionSchema>;
 export type Subvolume = z.output<typeof SubvolumeSchema>;
+export type VolumeGroupSpec = z.output<typeof VolumeGroupSchema>;
+export type LogicalVolumeSpec = z.output<typeof LogicalVolumeSchema>;
 export type DiskRule = z.output<typeof DiskRuleSchema>;
 export type DiskTarget = z.output<typeof DiskTargetSchema>;
 

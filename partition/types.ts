@@ -40,6 +40,32 @@ export interface ResolvedPartition {
   bootable: boolean;
 }
 
+/** A logical volume of a resolved layout, in whole extents of its group. */
+export interface ResolvedLogicalVolume {
+  /** VG/LV: how the rest of a plan names it (apply entries, target.grow). */
+  name: string;
+  volumeGroup: string;
+  lvName: string;
+  extents: number;
+  sizeBytes: number;
+  format: Exclude<Format, 'lvm' | 'ntfs'>;
+  label?: string;
+  uuid?: string;
+  mount?: string;
+  subvolumes?: { name: string; mount?: string | undefined }[];
+  defaultSubvolume?: string;
+}
+
+/** An LVM volume group of a resolved layout: its physical volumes (partitions, by name) and logical volumes. */
+export interface ResolvedVolumeGroup {
+  name: string;
+  physicalVolumes: string[];
+  extentBytes: number;
+  /** Extents the group has: each physical volume's size less LVM's 1 MiB of metadata at its start, in whole extents. */
+  extents: number;
+  logicalVolumes: ResolvedLogicalVolume[];
+}
+
 /** A layout resolved against one disk: every partition in exact sectors. */
 export interface ResolvedLayout {
   layout: Layout;
@@ -55,6 +81,8 @@ export interface ResolvedLayout {
   diskId?: string;
   wipe: boolean;
   partitions: ResolvedPartition[];
+  /** LVM volume groups on partitions of the layout; empty without LVM. */
+  volumeGroups: ResolvedVolumeGroup[];
   /** MBR only, when more than four partitions are asked: the container of the logical ones. */
   extended?: { number: number; start: number; size: number };
   /** Things that work but are probably not what was meant. */
@@ -94,6 +122,8 @@ export interface AppliedPartition {
   mount?: string;
   subvolumes?: { name: string; mount?: string | undefined }[];
   defaultSubvolume?: string;
+  /** An LVM logical volume (then `name` is VG/LV, `number` 0, `start` 0 and `node` /dev/mapper/VG-LV): its volume group. */
+  volumeGroup?: string;
 }
 
 export interface Result {
@@ -103,6 +133,7 @@ export interface Result {
   table: 'gpt' | 'mbr';
   diskId: string;
   sectorSize: number;
+  /** The table's partitions, then the logical volumes of the layout's volume groups. */
   partitions: AppliedPartition[];
   warnings: string[];
 }

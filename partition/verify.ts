@@ -13,7 +13,7 @@ export interface SfdiskTable {
   partitions?: { node: string; start: number; size: number; type: string; uuid?: string; name?: string; attrs?: string; bootable?: boolean }[];
 }
 
-const FS_TYPES: Record<string, string> = { vfat: 'vfat', ext4: 'ext4', xfs: 'xfs', btrfs: 'btrfs', ntfs: 'ntfs', swap: 'swap' };
+const FS_TYPES: Record<string, string> = { vfat: 'vfat', ext4: 'ext4', xfs: 'xfs', btrfs: 'btrfs', ntfs: 'ntfs', swap: 'swap', lvm: 'LVM2_member' };
 const EXTENDED_TYPES = [0x05, 0x0f, 0x85];
 
 /**

@@ -108,7 +108,7 @@ failed=$(systemctl --failed --plain --no-legend | awk '{print $1}' | tr '\\n' ',
 key=$(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null | awk '{print $2}')
 swap=$(swapon --show=UUID --noheadings 2>/dev/null | tr -d ' ' | tr '\\n' ',')
 [ -n "$swap" ] || swap=$(swapon --show=NAME --noheadings | tr '\\n' ',')
-echo "${REPORT_MARK} state=$state target=$(systemctl is-active multi-user.target) ssh=$(systemctl is-active ssh.service) hostname=$(hostname) machine-id=$(cat /etc/machine-id) hostkey=$key efi=$(findmnt -n -o UUID /boot/efi) root=$(findmnt -n -o UUID /) boot=$(findmnt -n -o UUID /boot) home=$(findmnt -n -o UUID /home) kernels=$(ls /boot/vmlinuz-* 2>/dev/null | wc -l) homefile=$(cat /home/technician/notes.txt 2>/dev/null | tr -d ' \\n') swap=$swap failed=$failed uptime=$(cut -d' ' -f1 /proc/uptime)" >/dev/ttyS0
+echo "${REPORT_MARK} state=$state target=$(systemctl is-active multi-user.target) ssh=$(systemctl is-active ssh.service) hostname=$(hostname) machine-id=$(cat /etc/machine-id) hostkey=$key efi=$(findmnt -n -o UUID /boot/efi) root=$(findmnt -n -o UUID /) rootsrc=$(findmnt -n -o SOURCE /) boot=$(findmnt -n -o UUID /boot) home=$(findmnt -n -o UUID /home) kernels=$(ls /boot/vmlinuz-* 2>/dev/null | wc -l) homefile=$(cat /home/technician/notes.txt 2>/dev/null | tr -d ' \\n') swap=$swap failed=$failed uptime=$(cut -d' ' -f1 /proc/uptime)" >/dev/ttyS0
 sync
 systemctl poweroff
 `;

@@ -28,6 +28,8 @@ export const DEBIAN_PACKAGES = [
   'grub2-common',
   'dosfstools',
   'e2fsprogs',
+  // As the installer adds it for an LVM layout: its initramfs hook activates a root on LVM.
+  'lvm2',
 ] as const;
 
 // Bumped when what this file does to the tree after debootstrap changes.

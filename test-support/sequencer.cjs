@@ -1,10 +1,8 @@
-// Jest runs the test files on (cores - 1) workers, longest first when it knows their durations
-// from an earlier run, and by file size on a clean clone (CI), where nothing is known. On a
-// machine with three or more cores the end-to-end test of a real Debian (about twenty minutes
-// under software emulation) started first overlaps the rest; started last, it runs alone after
-// everything else. On the 2-core CI machine there is one worker, so the order only decides what
-// runs (and fails) first. The slow QEMU files go first, in this order, whatever jest knows; the
-// rest keep jest's own order.
+// Jest runs the test files on at least two workers (jest.config.js), longest first when it knows
+// their durations from an earlier run, and by file size on a clean clone (CI), where nothing is
+// known. The slow QEMU files go first, in this order, whatever jest knows: the end-to-end test
+// of a real Debian (about twenty minutes under software emulation) starts at once on one worker
+// while the other works through the rest; the rest keep jest's own order.
 const Sequencer = require('@jest/test-sequencer').default;
 
 const FIRST = [

@@ -15,7 +15,7 @@ import { captureSteps } from './steps/index.js';
  */
 export async function capture(plan: CapturePlan, options: CaptureRunOptions = {}): Promise<CaptureRunResult> {
   const dest = plan.destination;
-  const ctx: CaptureContext = { plan, options, diskShown: options.disk ?? (plan.source.disk && 'path' in plan.source.disk ? plan.source.disk.path : ''), systemMounts: [] };
+  const ctx: CaptureContext = { plan, options, diskShown: options.disk ?? (plan.source.disk && 'path' in plan.source.disk ? plan.source.disk.path : ''), systemMounts: [], volumeGroups: [] };
   const outcome = await runSteps({
     steps: captureSteps,
     context: ctx,

@@ -5,7 +5,7 @@ import type { CapturePlan } from '../plan/index.js';
 import type { MappedShare } from '../share/index.js';
 import type { Resource } from '../steps/index.js';
 import type { SourceCandidate } from './find-root.js';
-import type { RecordedLayout } from './record-layout.js';
+import type { RecordedLayout, RecordVolumeGroup } from './record-layout.js';
 import type { SystemMount } from './system-tree.js';
 
 export interface CaptureRunOptions {
@@ -53,6 +53,8 @@ export interface CaptureContext {
   /** source: the system's other filesystems on this disk, mounted into its tree to generalize and capture. */
   systemMounts: SystemMount[];
   recorded?: RecordedLayout | undefined;
+  /** source: the LVM volume groups on the disk, activated for the run (their logical volumes keyed from LV_KEY_BASE). */
+  volumeGroups: RecordVolumeGroup[];
   /** share: the WIM as a local path; the WIM as it was when it is appended to. */
   share?: MappedShare;
   wimPath?: string;

@@ -17,6 +17,8 @@ export interface SourceCandidate {
   label?: string;
   /** btrfs: the subvolume that holds the operating system, when it is not the top level (set by holdsOperatingSystem). */
   subvolume?: string;
+  /** An LVM logical volume (VG/LV); then `number` is its key above every partition number (LV_KEY_BASE). */
+  lv?: string;
 }
 
 /** Filesystems a reference root may be on (and that the capture can read as a Linux tree or an NTFS volume). */
@@ -30,7 +32,7 @@ const WINDOWS_MARKERS = ['/Windows/System32', '/WINDOWS/system32'];
 export function describeCandidate(c: SourceCandidate): string {
   const name = c.name ? ` "${c.name}"` : '';
   const fs = c.fsType ? `${c.fsType}${c.label ? ` "${c.label}"` : ''}` : 'no filesystem';
-  return `${c.node} (partition ${c.number}${name}): ${fs}, ${formatBytes(c.sizeBytes)}`;
+  return `${c.node} (${c.lv ? `logical volume ${c.lv}` : `partition ${c.number}${name}`}): ${fs}, ${formatBytes(c.sizeBytes)}`;
 }
 
 /**
@@ -63,7 +65,7 @@ export async function chooseSource(
     if (matches.length > 1) throw new ImagepeError('INVALID_INPUT', `${matches.length} partitions of ${disk} have the filesystem label "${selector.label}"`, { hint: 'Name the partition by number instead.' });
     chosen = matches[0]!;
   } else {
-    const match = candidates.find((c) => c.number === selector.number);
+    const match = candidates.find((c) => c.number === selector.number && !c.lv);
     if (!match) throw new ImagepeError('NOT_FOUND', `${disk} has no partition ${selector.number}; it has:${found()}`, { hint });
     chosen = match;
   }

@@ -163,3 +163,70 @@ describe('parseRecordedLayout', () => {
     expect(() => parseRecordedLayout(wrongPart, 'image 1')).toThrow(/partition home, which its layout does not have/);
   });
 });
+
+describe('recordLayout with LVM', () => {
+  // Debian's installer's LVM recipe with a separate /boot, and swap after the group.
+  const table: SfdiskTable = {
+    label: 'gpt',
+    id: '3B0C8E0A-0000-4000-8000-000000000002',
+    device: '/dev/vda',
+    sectorsize: 512,
+    partitions: [
+      { node: '/dev/vda1', start: 2048, size: 1048576, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', uuid: 'B1', name: 'ESP' },
+      { node: '/dev/vda2', start: 1050624, size: 2048, type: '21686148-6449-6E6F-744E-656564454649', uuid: 'B2', name: 'bios' },
+      { node: '/dev/vda3', start: 1052672, size: 1048576, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', uuid: 'B3', name: 'boot' },
+      { node: '/dev/vda4', start: 2101248, size: 12582912, type: 'E6D6D379-F507-44C2-A23C-238F2A3DF928', uuid: 'B4', name: 'pv' },
+      { node: '/dev/vda5', start: 14684160, size: 2097152, type: '0657FD6D-A4AB-43C4-84E5-0933C84B4F4F', uuid: 'B5', name: 'swap' },
+    ],
+  };
+  const ROOT = 100_000;
+  const HOME = 100_001;
+  const fs = new Map<number, Record<string, string>>([
+    [1, { TYPE: 'vfat', UUID: 'AAAA-BBBB' }],
+    [2, {}],
+    [3, { TYPE: 'ext4', UUID: 'boot-uuid' }],
+    [4, { TYPE: 'LVM2_member', UUID: 'pv-uuid' }],
+    [5, { TYPE: 'swap', UUID: 'swap-uuid' }],
+    [ROOT, { TYPE: 'ext4', UUID: 'root-uuid', LABEL: 'system' }],
+    [HOME, { TYPE: 'ext4', UUID: 'home-uuid' }],
+  ]);
+
+  it('records the volume group with its logical volumes: the root takes the rest of it, its physical volume the rest of the disk', () => {
+    const { recorded, notes } = recordLayout({
+      table,
+      filesystems: fs,
+      imagePartition: ROOT,
+      mounts: new Map([[3, '/boot'], [HOME, '/home']]),
+      usedBytes: new Map([[ROOT, 700 * 1024 ** 2], [HOME, 5 * 1024 ** 2], [3, 60 * 1024 ** 2]]),
+      volumeGroups: [{ name: 'vg0', extentBytes: 4 * 1024 ** 2, physicalVolumes: [4], logicalVolumes: [{ key: ROOT, name: 'root', sizeBytes: 4 * 1024 ** 3 }, { key: HOME, name: 'home', sizeBytes: 1020 * 1024 ** 2 }] }],
+    });
+    expect(notes).toEqual([]);
+    expect(recorded.imagePartition).toBe('vg0/root');
+    expect(recorded.layout.partitions.map((p) => [p.name, p.size, p.type, p.format, p.mount])).toEqual([
+      ['ESP', '512MiB', 'esp', 'vfat', '/boot/efi'],
+      ['bios', '1MiB', 'bios-boot', 'none', undefined],
+      ['boot', '512MiB', 'linux', 'ext4', '/boot'],
+      ['pv', 'rest', 'lvm', 'lvm', undefined],
+      ['swap', '1024MiB', 'linux-swap', 'swap', 'swap'],
+    ]);
+    expect(recorded.layout.volumeGroups).toEqual([
+      {
+        name: 'vg0',
+        physicalVolumes: ['pv'],
+        logicalVolumes: [
+          { name: 'root', size: 'rest', format: 'ext4', label: 'system', mount: '/' },
+          { name: 'home', size: '1020MiB', format: 'ext4', mount: '/home' },
+        ],
+      },
+    ]);
+    expect(recorded.volumes!.filter((v) => v.lv)).toEqual([
+      { partition: 'vg0/root', number: 0, lv: 'vg0/root', sizeBytes: 4 * 1024 ** 3, fsType: 'ext4', uuid: 'root-uuid', label: 'system', usedBytes: 700 * 1024 ** 2 },
+      { partition: 'vg0/home', number: 0, lv: 'vg0/home', sizeBytes: 1020 * 1024 ** 2, fsType: 'ext4', uuid: 'home-uuid', usedBytes: 5 * 1024 ** 2 },
+    ]);
+    // Read back as a deploy does, and planned on the 8 GiB disk it came from.
+    const back = parseRecordedLayout(JSON.stringify(recorded), 'the image');
+    expect(back.imagePartition).toBe('vg0/root');
+    const planned = planLayout(back.layout, { path: 'x', sizeBytes: 8 * 1024 ** 3, sectorSize: 512 });
+    expect(planned.volumeGroups[0]!.logicalVolumes.map((lv) => [lv.name, lv.mount])).toEqual([['vg0/root', '/'], ['vg0/home', '/home']]);
+  });
+});

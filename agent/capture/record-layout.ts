@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ImagepeError, MiB } from '../../core/index.js';
 import type { VolumeIdentity } from '../system/references.js';
-import { FORMATS, GPT_TYPES, LayoutSchema, MBR_TYPES, type Format, type Layout, type LayoutInput, type PartitionTypeName, type SfdiskTable } from '../../partition/index.js';
+import { FORMATS, GPT_TYPES, LayoutSchema, MBR_TYPES, layoutVolumes, type Format, type Layout, type LayoutInput, type PartitionTypeName, type SfdiskTable } from '../../partition/index.js';
 
 /** The image property the reference disk's layout is kept in, inside the WIM's XML. */
 export const LAYOUT_PROPERTY = 'IMAGEPE/LAYOUT';
@@ -23,10 +23,14 @@ export interface RecordedLayout {
   volumes?: RecordedVolume[];
 }
 
-/** One partition of the reference as its system knew it. */
+/** One partition (or LVM logical volume) of the reference as its system knew it. */
 export interface RecordedVolume {
+  /** The layout's partition name, or VG/LV for a logical volume. */
   partition: string;
+  /** The partition number; 0 for a logical volume. */
   number: number;
+  /** A logical volume: VG/LV, which its system may call /dev/VG/LV or /dev/mapper/VG-LV. */
+  lv?: string;
   /** The partition's size on the reference disk. */
   sizeBytes?: number;
   /** Bytes the filesystem had in use when it was captured (statfs: blocks less free blocks); the re-planning of a deploy keeps room for them. */
@@ -53,6 +57,24 @@ export interface RecordInput {
   subvolumes?: ReadonlyMap<number, readonly { name: string; mount: string }[]>;
   /** btrfs: each filesystem's default subvolume, by partition number (none: the top level). */
   defaultSubvolumes?: ReadonlyMap<number, string>;
+  /**
+   * LVM volume groups on partitions of this disk. Their logical volumes are keyed like partitions
+   * in the maps above (filesystems, mounts, usedBytes, imagePartition) by a number of their own
+   * above any partition number (LV_KEY_BASE and up).
+   */
+  volumeGroups?: readonly RecordVolumeGroup[];
+}
+
+/** Keys of logical volumes in RecordInput's maps start here: no disk has this many partitions. */
+export const LV_KEY_BASE = 100_000;
+
+/** A volume group of the reference as LVM reported it. */
+export interface RecordVolumeGroup {
+  name: string;
+  extentBytes: number;
+  /** Its physical volumes, by partition number. */
+  physicalVolumes: number[];
+  logicalVolumes: { key: number; name: string; sizeBytes: number }[];
 }
 
 const EXTENDED_TYPES = [0x05, 0x0f, 0x85];
@@ -81,10 +103,14 @@ export function recordLayout(input: RecordInput): { recorded: RecordedLayout; no
     // The planner makes the extended partition itself from the logical ones.
     .filter((p) => gpt || !EXTENDED_TYPES.includes(parseInt(p.type, 16)))
     .sort((a, b) => a.start - b.start);
+  const groups = input.volumeGroups ?? [];
+  const imageLv = groups.flatMap((g) => g.logicalVolumes.map((lv) => ({ g, lv }))).find((x) => x.lv.key === input.imagePartition);
   const image = parts.find((p) => p.number === input.imagePartition);
-  if (!image) throw new ImagepeError('NOT_FOUND', `partition ${input.imagePartition} is not in the reference disk's partition table`);
-  const imageFs = input.filesystems.get(image.number)?.TYPE ?? '';
+  if (!image && !imageLv) throw new ImagepeError('NOT_FOUND', `partition ${input.imagePartition} is not in the reference disk's partition table`);
+  const imageFs = input.filesystems.get(input.imagePartition)?.TYPE ?? '';
   const linuxImage = imageFs !== 'ntfs';
+  // With the root on a logical volume, the physical volume that holds its group takes the rest of the disk.
+  const restPv = imageLv ? imageLv.g.physicalVolumes[imageLv.g.physicalVolumes.length - 1] : undefined;
 
   const names = new Set<string>();
   const partitions: LayoutInput['partitions'] = [];
@@ -92,7 +118,7 @@ export function recordLayout(input: RecordInput): { recorded: RecordedLayout; no
   let imageName = '';
   for (const p of parts) {
     const fs = input.filesystems.get(p.number) ?? {};
-    const isImage = p.number === image.number;
+    const isImage = p.number === image?.number;
     let name = gpt && p.name?.trim() ? p.name.trim() : `p${p.number}`;
     if (names.has(name)) name = `p${p.number}`;
     names.add(name);
@@ -103,9 +129,9 @@ export function recordLayout(input: RecordInput): { recorded: RecordedLayout; no
     const format = formatOf(fs.TYPE, isImage || treeMount !== undefined, name, notes);
     const mib = (p.size * sectorSize) / MiB;
     const sizeMiB = Math.max(1, Math.round(mib));
-    if (Math.abs(mib - sizeMiB) > 1e-9 && !isImage) notes.push(`${name} is ${mib.toFixed(2)} MiB; recorded as ${sizeMiB} MiB`);
+    if (Math.abs(mib - sizeMiB) > 1e-9 && !isImage && p.number !== restPv) notes.push(`${name} is ${mib.toFixed(2)} MiB; recorded as ${sizeMiB} MiB`);
 
-    const entry: LayoutInput['partitions'][number] = { name, size: isImage ? 'rest' : `${sizeMiB}MiB`, type, format };
+    const entry: LayoutInput['partitions'][number] = { name, size: isImage || p.number === restPv ? 'rest' : `${sizeMiB}MiB`, type, format };
     if (fs.LABEL && format !== 'none') entry.label = fs.LABEL;
     if (isImage && linuxImage) entry.mount = '/';
     else if (treeMount !== undefined && format !== 'none') entry.mount = treeMount;
@@ -128,7 +154,41 @@ export function recordLayout(input: RecordInput): { recorded: RecordedLayout; no
     if (bootable) entry.flags = ['bootable'];
     partitions.push(entry);
   }
-  return { recorded: { version: 1, layout: { table: gpt ? 'gpt' : 'mbr', partitions }, imagePartition: imageName, volumes }, notes };
+  const partitionName = new Map(parts.map((p, i) => [p.number, partitions[i]!.name]));
+  const volumeGroups: NonNullable<LayoutInput['volumeGroups']> = [];
+  for (const g of groups) {
+    const logicalVolumes: NonNullable<LayoutInput['volumeGroups']>[number]['logicalVolumes'] = [];
+    for (const lv of g.logicalVolumes) {
+      const fs = input.filesystems.get(lv.key) ?? {};
+      const isImage = lv.key === imageLv?.lv.key;
+      const qualified = `${g.name}/${lv.name}`;
+      if (isImage) imageName = qualified;
+      const treeMount = linuxImage && !isImage ? input.mounts?.get(lv.key) : undefined;
+      let format = formatOf(fs.TYPE, isImage || treeMount !== undefined, qualified, notes);
+      if (format === 'lvm' || format === 'ntfs') {
+        notes.push(`${qualified} holds ${format === 'lvm' ? 'an LVM physical volume' : 'ntfs'}, which a logical volume of a layout cannot be made with; recorded unformatted`);
+        format = 'none';
+      }
+      const entry: NonNullable<LayoutInput['volumeGroups']>[number]['logicalVolumes'][number] = { name: lv.name, size: isImage ? 'rest' : `${Math.max(1, Math.round(lv.sizeBytes / MiB))}MiB`, format: format as Exclude<Format, 'lvm' | 'ntfs'> };
+      if (fs.LABEL && format !== 'none') entry.label = fs.LABEL;
+      if (isImage && linuxImage) entry.mount = '/';
+      else if (treeMount !== undefined && format !== 'none') entry.mount = treeMount;
+      else if (linuxImage && format === 'swap') entry.mount = 'swap';
+      logicalVolumes.push(entry);
+      const volume: RecordedVolume = { partition: qualified, number: 0, lv: qualified, sizeBytes: lv.sizeBytes };
+      if (fs.TYPE) volume.fsType = fs.TYPE;
+      if (fs.UUID) volume.uuid = fs.UUID;
+      if (fs.LABEL) volume.label = fs.LABEL;
+      const used = input.usedBytes?.get(lv.key);
+      if (used !== undefined) volume.usedBytes = used;
+      volumes.push(volume);
+    }
+    const group: NonNullable<LayoutInput['volumeGroups']>[number] = { name: g.name, physicalVolumes: g.physicalVolumes.map((n) => partitionName.get(n)!).filter(Boolean), logicalVolumes };
+    if (g.extentBytes !== 4 * MiB) group.extentSize = g.extentBytes >= MiB ? `${g.extentBytes / MiB}MiB` : `${g.extentBytes}`;
+    volumeGroups.push(group);
+  }
+  const layout: LayoutInput = { table: gpt ? 'gpt' : 'mbr', partitions, ...(volumeGroups.length ? { volumeGroups } : {}) };
+  return { recorded: { version: 1, layout, imagePartition: imageName, volumes }, notes };
 }
 
 /** Every name each partition of the reference answers to, by partition number: what its fstab may call it. */
@@ -165,6 +225,7 @@ function typeName(code: string, gpt: boolean): string {
 
 function formatOf(fsType: string | undefined, captured: boolean, name: string, notes: string[]): Format {
   if (!fsType) return 'none';
+  if (fsType === 'LVM2_member') return 'lvm';
   if ((FORMATS as readonly string[]).includes(fsType)) return fsType as Format;
   // The image is a file tree: any Linux filesystem can take it, and ext4 is the one every kernel reads.
   if (captured && LINUX_TREE_FS.has(fsType)) {
@@ -182,7 +243,8 @@ function partitionNumber(node: string): number {
 const RecordedVolumeSchema = z
   .object({
     partition: z.string().min(1),
-    number: z.number().int().positive(),
+    number: z.number().int().nonnegative(),
+    lv: z.string().optional(),
     sizeBytes: z.number().int().nonnegative().optional(),
     usedBytes: z.number().int().nonnegative().optional(),
     fsType: z.string().optional(),
@@ -218,7 +280,7 @@ export function parseRecordedLayout(text: string, where: string): { layout: Layo
     });
   }
   const { layout, imagePartition, volumes = [] } = result.data;
-  if (!layout.partitions.some((p) => p.name === imagePartition)) {
+  if (!layoutVolumes(layout).some((p) => p.name === imagePartition)) {
     throw new ImagepeError('INVALID_INPUT', `${where} records the image as coming from partition ${imagePartition}, which its layout does not have`, { hint: 'Give target.layout in the plan instead of from-image.' });
   }
   return { layout, imagePartition, volumes: volumes.map((v) => Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined)) as unknown as RecordedVolume) };

@@ -44,7 +44,11 @@ describe('systemMounts', () => {
       ['/home/shared', '/dev/vda6'],
     ]);
     // The ESP's files are made anew by the deploy and are not named; storage elsewhere is.
-    expect(notes).toEqual(['fstab line 11 mounts UUID=99999999-9999-4999-8999-999999999999 on /data, which is not a partition of this disk: its files are not captured']);
+    // A logical volume is not captured yet: the note says so (docs/capture.md).
+    expect(notes).toEqual([
+      'fstab line 11 mounts UUID=99999999-9999-4999-8999-999999999999 on /data, which is not a partition of this disk: its files are not captured',
+      'fstab line 12 mounts /dev/mapper/vg-var on /var, which is not a partition of this disk: its files are not captured (the deployed system will wait for it at boot)',
+    ]);
   });
 
   it('says when a required filesystem is elsewhere, and refuses two filesystems on one mount point', () => {

@@ -189,14 +189,16 @@ export function deployedVolumes(ctx: DeployContext): VolumeIdentity[] {
   const gpt = need(ctx.layout, 'the layout').table === 'gpt';
   return need(ctx.applied, 'the partitions').map((p) => ({
     partition: p.name,
-    number: p.number,
+    // A logical volume answers to /dev/VG/LV and /dev/mapper/VG-LV, never to a partition's names.
+    number: p.volumeGroup ? undefined : p.number,
     fsType: p.fsType,
     uuid: p.uuid,
     label: p.label,
     partuuid: p.partuuid,
-    partlabel: gpt ? p.name : undefined,
+    partlabel: gpt && !p.volumeGroup ? p.name : undefined,
     mount: p.mount ?? partition.mountPointsOf(p)[0] ?? (p.fsType === 'swap' ? 'swap' : undefined),
     mounts: partition.mountPointsOf(p),
+    lv: p.volumeGroup ? p.name : undefined,
   }));
 }
 

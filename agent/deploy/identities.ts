@@ -1,5 +1,5 @@
 import type * as partition from '../../partition/index.js';
-import { parseLayout } from '../../partition/index.js';
+import { layoutVolumes, parseLayout } from '../../partition/index.js';
 import type { RecordedVolume } from '../capture/index.js';
 import { parseReference, readTable, VolumeMap, type StorageReference, type VolumeIdentity } from '../system/references.js';
 
@@ -26,6 +26,7 @@ export function fstabMounts(text: string | undefined): { mount: string; referenc
 function identityOf(r: StorageReference, partitionName: string): VolumeIdentity {
   const id: VolumeIdentity = { partition: partitionName };
   if (r.kind === 'device') id.number = Number(/(\d+)$/.exec(r.value)?.[1]);
+  else if (r.kind === 'lvm') id.lv = r.value;
   else id[r.kind] = r.value;
   return id;
 }
@@ -77,13 +78,14 @@ function fitsFormat(uuid: string, format: string): boolean {
  */
 export function keepIdentities(layout: partition.Layout, recorded: RecordedImage | undefined, fstab: string | undefined): { layout: partition.Layout; notes: string[] } {
   const notes: string[] = [];
-  const recordedMounts = new Map((recorded?.layout.partitions ?? []).map((p) => [p.name, p.mount]));
+  const recordedMounts = new Map(recorded ? layoutVolumes(recorded.layout).map((p) => [p.name, p.mount]) : []);
   const mounts = fstabMounts(fstab);
-  const partitions = layout.partitions.map((p) => {
-    if (p.format === 'none') return p;
+  // A partition, or a logical volume by its VG/LV name: the same rules, without a PARTUUID for a logical volume.
+  const keep = <T extends { format: string; mount?: string | undefined; label?: string | undefined; uuid?: string | undefined; partuuid?: string | undefined }>(p: T, name: string, what: string): T => {
+    if (p.format === 'none' || p.format === 'lvm') return p;
     const mount = p.mount ?? (p.format === 'swap' ? 'swap' : undefined);
     const old =
-      recorded?.volumes.find((v) => v.partition === p.name && (!v.fsType || v.fsType === p.format || (GUID_FS.has(v.fsType) && GUID_FS.has(p.format)))) ??
+      recorded?.volumes.find((v) => v.partition === name && (!v.fsType || v.fsType === p.format || (GUID_FS.has(v.fsType) && GUID_FS.has(p.format)))) ??
       recorded?.volumes.find((v) => mount !== undefined && recordedMounts.get(v.partition) === mount);
     const fromFstab = mounts.find((m) => mount !== undefined && m.mount === mount)?.reference;
     const next = { ...p };
@@ -92,9 +94,11 @@ export function keepIdentities(layout: partition.Layout, recorded: RecordedImage
     const partuuid = old?.partuuid ?? (fromFstab?.kind === 'partuuid' ? fromFstab.value : undefined);
     if (uuid && fitsFormat(uuid, p.format)) next.uuid = uuid;
     if (label && next.label === undefined) next.label = label;
-    if (partuuid && layout.table === 'gpt' && /^[0-9A-Fa-f-]{36}$/.test(partuuid)) next.partuuid = partuuid;
-    if (!next.uuid && !next.partuuid && !next.label) notes.push(`partition ${p.name}${mount ? ` (${mount})` : ''}: the image names no filesystem to take the identity of, so it gets a new one`);
+    if (what === 'partition' && partuuid && layout.table === 'gpt' && /^[0-9A-Fa-f-]{36}$/.test(partuuid)) next.partuuid = partuuid;
+    if (!next.uuid && !next.partuuid && !next.label) notes.push(`${what} ${name}${mount ? ` (${mount})` : ''}: the image names no filesystem to take the identity of, so it gets a new one`);
     return next;
-  });
-  return { layout: parseLayout({ ...layout, partitions }, 'the layout with the reference\'s identities'), notes };
+  };
+  const partitions = layout.partitions.map((p) => keep(p, p.name, 'partition'));
+  const volumeGroups = layout.volumeGroups?.map((g) => ({ ...g, logicalVolumes: g.logicalVolumes.map((lv) => keep(lv, `${g.name}/${lv.name}`, 'logical volume')) }));
+  return { layout: parseLayout({ ...layout, partitions, ...(volumeGroups ? { volumeGroups } : {}) }, 'the layout with the reference\'s identities'), notes };
 }

@@ -117,3 +117,47 @@ describe('partitionNeeds and capacityProblems', () => {
     expect(partitionNeeds(layout, [], mounts, { rebuild: true }).size).toBe(0);
   });
 });
+
+describe('replanLayout with LVM', () => {
+  // The reference: 8 GiB with a separate /boot, root on LVM and swap after the group.
+  const RECORD = parseLayout({
+    table: 'gpt',
+    partitions: [
+      { name: 'ESP', size: '512MiB', type: 'esp', format: 'vfat', mount: '/boot/efi' },
+      { name: 'bios', size: '1MiB', type: 'bios-boot' },
+      { name: 'boot', size: '512MiB', type: 'linux', format: 'ext4', mount: '/boot' },
+      { name: 'pv', size: 'rest', type: 'lvm', format: 'lvm' },
+      { name: 'swap', size: '1024MiB', type: 'linux-swap', format: 'swap', mount: 'swap' },
+    ],
+    volumeGroups: [{ name: 'vg0', physicalVolumes: ['pv'], logicalVolumes: [{ name: 'root', size: 'rest', format: 'ext4', mount: '/' }, { name: 'home', size: '1020MiB', format: 'ext4', mount: '/home' }] }],
+  });
+  const VOLUMES: RecordedVolume[] = [
+    { partition: 'ESP', number: 1, sizeBytes: 512 * MiB },
+    { partition: 'boot', number: 3, sizeBytes: 512 * MiB, usedBytes: 60 * MiB },
+    { partition: 'pv', number: 4, sizeBytes: 6142 * MiB },
+    { partition: 'swap', number: 5, sizeBytes: 1024 * MiB },
+    { partition: 'vg0/root', number: 0, lv: 'vg0/root', sizeBytes: 5116 * MiB, usedBytes: 700 * MiB },
+    { partition: 'vg0/home', number: 0, lv: 'vg0/home', sizeBytes: 1020 * MiB, usedBytes: 5 * MiB },
+  ];
+  const MOUNTS = new Map([['ESP', '/boot/efi'], ['boot', '/boot'], ['swap', 'swap'], ['vg0/root', '/'], ['vg0/home', '/home']]);
+
+  it('shrinks the root volume inside its group, and its physical volume in the table, on a 4 GiB disk', () => {
+    const r = replanLayout(RECORD, disk(4 * GiB), { grow: 'vg0/root', volumes: VOLUMES, recordedMounts: MOUNTS, rebuild: false });
+    const resolved = resolveLayout(r.layout, disk(4 * GiB));
+    const pv = resolved.partitions.find((p) => p.name === 'pv')!;
+    expect(pv.sizeBytes / MiB).toBe(4096 - 1 - 512 - 1 - 512 - 1024 - 1);
+    const [root, home] = resolved.volumeGroups[0]!.logicalVolumes;
+    expect(home!.sizeBytes).toBe(1020 * MiB);
+    expect(root!.sizeBytes).toBe((Math.floor((pv.sizeBytes - MiB) / (4 * MiB)) - 255) * 4 * MiB);
+    expect(r.notes).toEqual([expect.stringMatching(/^vg0\/root shrunk from 5\.00 GiB on the reference to 1\.\d+ GiB, what this 4\.00 GiB disk leaves it \(its data needs 834 MiB\)$/)]);
+    expect(capacityProblems(resolved, partitionNeeds(r.layout, VOLUMES, MOUNTS, { rebuild: false }))).toEqual([]);
+  });
+
+  it('names the logical volume that is too small for its data', () => {
+    const r = replanLayout(RECORD, disk(3584 * MiB), { grow: 'vg0/root', volumes: VOLUMES, recordedMounts: MOUNTS, rebuild: false });
+    const resolved = resolveLayout(r.layout, disk(3584 * MiB));
+    expect(capacityProblems(resolved, partitionNeeds(r.layout, VOLUMES, MOUNTS, { rebuild: false }))).toEqual([
+      expect.stringMatching(/^logical volume vg0\/root \(\/\) needs 834 MiB, has 512 MiB: the reference had 700 MiB in use on \//),
+    ]);
+  });
+});

@@ -55,12 +55,13 @@ export interface PartitionNeed {
  * will hold /var/tmp and /boot also need REBUILD_WORKSPACE.
  */
 export function partitionNeeds(layout: partition.Layout, volumes: readonly RecordedVolume[], recordedMounts: ReadonlyMap<string, string>, o: { rebuild: boolean }): Map<string, PartitionNeed> {
-  const tree = layout.partitions
-    .filter((p) => p.format !== 'vfat' && p.format !== 'none' && p.format !== 'ntfs' && p.format !== 'swap')
+  const tree = partition
+    .layoutVolumes(layout)
+    .filter((p) => p.format !== 'vfat' && p.format !== 'none' && p.format !== 'ntfs' && p.format !== 'swap' && p.format !== 'lvm')
     .flatMap((p) => partition.mountPointsOf(p).filter((m) => m.startsWith('/')).map((m) => ({ p, m })));
   const holder = (path: string) => tree.filter((t) => inside(path, t.m)).sort((a, b) => b.m.length - a.m.length)[0];
   const needs = new Map<string, PartitionNeed>();
-  const entry = (t: { p: partition.PartitionSpec; m: string }) => {
+  const entry = (t: { p: partition.LayoutVolume; m: string }) => {
     const n = needs.get(t.p.name) ?? { partition: t.p.name, mount: t.p.mount ?? t.m, bytes: 0, used: 0, from: [], workspace: 0, workspaceFor: [] };
     needs.set(t.p.name, n);
     return n;
@@ -96,14 +97,14 @@ export function partitionNeeds(layout: partition.Layout, volumes: readonly Recor
  */
 export function capacityProblems(resolved: partition.ResolvedLayout, needs: ReadonlyMap<string, PartitionNeed>): string[] {
   const out: string[] = [];
-  for (const p of resolved.partitions) {
+  for (const p of [...resolved.partitions, ...partition.logicalVolumesOf(resolved)]) {
     const n = needs.get(p.name);
     if (!n || n.bytes <= p.sizeBytes) continue;
     const why = [
       n.from.length ? `the reference had ${formatBytes(n.used)} in use on ${n.from.join(', ')}, which a new filesystem takes with room to spare (${MARGIN_FRACTION * 100}% and ${formatBytes(MARGIN_BYTES)})` : '',
       n.workspace ? `the initramfs rebuild needs ${formatBytes(n.workspace)} in ${n.workspaceFor.join(' and ')}` : '',
     ].filter(Boolean);
-    out.push(`partition ${p.name} (${n.mount}) needs ${formatBytes(n.bytes)}, has ${formatBytes(p.sizeBytes)}: ${why.join('; ')}`);
+    out.push(`${'volumeGroup' in p ? 'logical volume' : 'partition'} ${p.name} (${n.mount}) needs ${formatBytes(n.bytes)}, has ${formatBytes(p.sizeBytes)}: ${why.join('; ')}`);
   }
   return out;
 }
@@ -130,23 +131,35 @@ export interface ReplanOptions {
 export function replanLayout(layout: partition.Layout, disk: partition.Disk, o: ReplanOptions): { layout: partition.Layout; notes: string[] } {
   const notes: string[] = [];
   const bySize = (name: string) => o.volumes.find((v) => v.partition === name)?.sizeBytes;
-  let partitions = layout.partitions.map((p) => {
-    if (p.name === o.grow) return { ...p, size: 'rest' };
-    // A recorded layout has one "rest" (the image's partition); when another grows, it gets back its size on the reference.
-    const was = bySize(p.name);
-    if (p.size === 'rest' && was !== undefined) return { ...p, size: `${Math.max(1, Math.round(was / MiB))}MiB` };
-    return p;
-  });
+  // A recorded layout has one "rest" in the table and one in each volume group (the image's
+  // volume, or the physical volume holding it); what no longer grows gets back its size on the reference.
+  const sizeOnReference = <T extends { size: string | number }>(v: T, name: string): T => {
+    const was = bySize(name);
+    return v.size === 'rest' && was !== undefined ? { ...v, size: `${Math.max(1, Math.round(was / MiB))}MiB` } : v;
+  };
+  // A logical volume grows inside its group, and the group's (last) physical volume grows in the table.
+  const growGroup = layout.volumeGroups?.find((g) => g.logicalVolumes.some((lv) => `${g.name}/${lv.name}` === o.grow));
+  const growPartition = growGroup ? growGroup.physicalVolumes[growGroup.physicalVolumes.length - 1]! : o.grow;
+  let partitions = layout.partitions.map((p) => (p.name === growPartition ? { ...p, size: 'rest' } : sizeOnReference(p, p.name)));
+  const volumeGroups = layout.volumeGroups?.map((g) => ({
+    ...g,
+    logicalVolumes: g.logicalVolumes.map((lv) => {
+      const name = `${g.name}/${lv.name}`;
+      if (name === o.grow) return { ...lv, size: 'rest' };
+      return g === growGroup ? sizeOnReference(lv, name) : lv;
+    }),
+  }));
+  const withGroups = volumeGroups ? { volumeGroups } : {};
   const resolve = (parts: typeof partitions) => {
     try {
-      return partition.resolveLayout({ ...layout, partitions: parts }, disk);
+      return partition.resolveLayout({ ...layout, partitions: parts, ...withGroups }, disk);
     } catch {
       return undefined;
     }
   };
-  const need = partitionNeeds({ ...layout, partitions }, o.volumes, o.recordedMounts, { rebuild: o.rebuild }).get(o.grow)?.bytes;
+  const need = partitionNeeds({ ...layout, partitions, ...withGroups }, o.volumes, o.recordedMounts, { rebuild: o.rebuild }).get(o.grow)?.bytes;
   let resolved = resolve(partitions);
-  const growSize = (r: partition.ResolvedLayout | undefined) => r?.partitions.find((p) => p.name === o.grow)?.sizeBytes;
+  const growSize = (r: partition.ResolvedLayout | undefined) => (r ? [...r.partitions, ...partition.logicalVolumesOf(r)].find((p) => p.name === o.grow)?.sizeBytes : undefined);
   if (o.minSwapBytes !== undefined && need !== undefined && (growSize(resolved) ?? 0) < need) {
     // Take what is missing from swap, never below the floor; whole MiB so what follows stays aligned.
     let missing = need - (growSize(resolved) ?? 0);
@@ -168,7 +181,7 @@ export function replanLayout(layout: partition.Layout, disk: partition.Disk, o: 
   if (now !== undefined && was !== undefined && Math.abs(now - was) >= MiB) {
     notes.unshift(`${o.grow} ${now > was ? 'grown' : 'shrunk'} from ${formatBytes(was)} on the reference to ${formatBytes(now)}, what this ${formatBytes(disk.sizeBytes)} disk leaves it${need !== undefined ? ` (its data needs ${formatBytes(need)})` : ''}`);
   }
-  return { layout: partition.parseLayout({ ...layout, partitions }, 'the re-planned layout'), notes };
+  return { layout: partition.parseLayout({ ...layout, partitions, ...withGroups }, 'the re-planned layout'), notes };
 }
 
 /** How far the fixed partitions alone run past the end of the disk (0 when they fit), so swap can give that back too. */

@@ -62,7 +62,7 @@ describe('plan schema', () => {
     ['an unknown top-level field', (p) => (p.extra = 1), /^\(top level\): unknown field extra/],
     ['a bad partition size', (p) => (p.target.layout.partitions[2].size = '10XB'), /^target\.layout\.partitions\[2\]\.size: expected a size/],
     ['a bad disk target', (p) => (p.target.disk = { pick: 'fastest' }), /^target\.disk: expected \{ path: \/dev\/\.\.\. \} or a rule/],
-    ['an apply to no such partition', (p) => (p.apply[0].partition = 'rooot'), /^apply\[0\]\.partition: expected the name of a partition of target\.layout \(ESP, bios-boot, root\)/],
+    ['an apply to no such partition', (p) => (p.apply[0].partition = 'rooot'), /^apply\[0\]\.partition: expected the name of a partition or logical volume \(VG\/LV\) of target\.layout \(ESP, bios-boot, root\)/],
     ['target.grow with an explicit layout', (p) => (p.target.grow = 'root'), /^target\.grow: only with layout: from-image; an explicit layout gives every size itself/],
     ['an apply to the ESP', (p) => (p.apply[0].partition = 'ESP'), /^apply\[0\]\.partition: expected a partition formatted ext4, xfs, btrfs or ntfs/],
     ['no apply', (p) => (p.apply = []), /^apply: expected at least one image to apply/],
@@ -139,8 +139,8 @@ describe('layout: from-image', () => {
     const p = parsePlan(good);
     const layout = { ...p.target.layout as Exclude<typeof p.target.layout, string>, partitions: [{ name: 'p1', size: 'rest', type: 'linux', format: 'ext4' as const, flags: [] }] };
     expect(layoutProblems(layout, p, 'the recorded layout')).toEqual([
-      { path: ['apply', 0, 'partition'], message: 'expected the name of a partition of the recorded layout (p1)' },
-      { path: ['bootloader', 'type'], message: 'grub needs a partition with mount: / in the recorded layout' },
+      { path: ['apply', 0, 'partition'], message: 'expected the name of a partition or logical volume (VG/LV) of the recorded layout (p1)' },
+      { path: ['bootloader', 'type'], message: 'grub needs a partition or logical volume with mount: / in the recorded layout' },
       { path: ['bootloader', 'firmware'], message: 'both needs an esp partition formatted vfat in the recorded layout' },
       { path: ['bootloader', 'firmware'], message: 'both on GPT needs a bios-boot partition in the recorded layout' },
     ]);

@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ImagepeError } from '../../core/index.js';
-import { DiskTargetSchema, LayoutSchema, mountPointsOf, type Layout } from '../../partition/index.js';
+import { DiskTargetSchema, LayoutSchema, layoutVolumes, mountPointsOf, type Layout } from '../../partition/index.js';
 import { HOSTNAME_TOKENS, unknownTokens } from './hostname.js';
 
 const SHA256 = /^[0-9a-fA-F]{64}$/;
@@ -159,20 +159,21 @@ export interface PlanProblem {
 export function layoutProblems(layout: Layout, plan: { apply: readonly ApplyEntry[]; bootloader: Bootloader; specialize: Specialize }, layoutName = 'target.layout'): PlanProblem[] {
   const out: PlanProblem[] = [];
   const issue = (path: (string | number)[], message: string) => out.push({ path, message });
-  const names = new Set(layout.partitions.map((p) => p.name));
+  const volumes = layoutVolumes(layout);
+  const names = new Set(volumes.map((p) => p.name));
   plan.apply.forEach((a, i) => {
     if (!names.has(a.partition)) {
-      issue(['apply', i, 'partition'], `expected the name of a partition of ${layoutName} (${[...names].join(', ')})`);
+      issue(['apply', i, 'partition'], `expected the name of a partition or logical volume (VG/LV) of ${layoutName} (${[...names].join(', ')})`);
       return;
     }
-    const part = layout.partitions.find((p) => p.name === a.partition)!;
+    const part = volumes.find((p) => p.name === a.partition)!;
     if (!['ext4', 'xfs', 'btrfs', 'ntfs'].includes(part.format)) issue(['apply', i, 'partition'], `expected a partition formatted ext4, xfs, btrfs or ntfs; ${a.partition} is ${part.format}`);
     if (a.mode === 'ntfs' && part.format !== 'ntfs') issue(['apply', i, 'mode'], `ntfs mode needs an ntfs partition; ${a.partition} is ${part.format}`);
     if (a.mode === 'linux' && part.format === 'ntfs') issue(['apply', i, 'mode'], `linux mode needs an ext4, xfs or btrfs partition; ${a.partition} is ntfs`);
     if (part.format !== 'ntfs' && !part.mount) issue(['apply', i, 'partition'], `expected partition ${a.partition} to have a mount point in ${layoutName}`);
   });
   if (plan.bootloader.type === 'grub') {
-    if (!layout.partitions.some((p) => mountPointsOf(p).includes('/'))) issue(['bootloader', 'type'], `grub needs a partition with mount: / in ${layoutName}`);
+    if (!volumes.some((p) => mountPointsOf(p).includes('/'))) issue(['bootloader', 'type'], `grub needs a partition or logical volume with mount: / in ${layoutName}`);
     const fw = plan.bootloader.firmware;
     if ((fw === 'uefi' || fw === 'both') && !layout.partitions.some((p) => p.type === 'esp' && p.format === 'vfat')) {
       issue(['bootloader', 'firmware'], `${fw} needs an esp partition formatted vfat in ${layoutName}`);
@@ -181,7 +182,7 @@ export function layoutProblems(layout: Layout, plan: { apply: readonly ApplyEntr
       issue(['bootloader', 'firmware'], `${fw} on GPT needs a bios-boot partition in ${layoutName}`);
     }
   }
-  if (plan.specialize.unattend && !plan.apply.some((a) => layout.partitions.find((p) => p.name === a.partition)?.format === 'ntfs')) {
+  if (plan.specialize.unattend && !plan.apply.some((a) => volumes.find((p) => p.name === a.partition)?.format === 'ntfs')) {
     issue(['specialize', 'unattend'], 'expected an apply entry to an ntfs partition to place unattend.xml on');
   }
   return out;

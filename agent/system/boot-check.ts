@@ -13,6 +13,8 @@ export interface BootFacts {
   bootFileExists(path: string): boolean;
   /** The resume device each initramfs was built with; value undefined when it has none. */
   initramfsResume: readonly { initrd: string; value: string | undefined }[];
+  /** The root is on an LVM logical volume (VG/LV), and whether the system has LVM's tools for its initramfs to activate it. */
+  lvmRoot?: { volume: string; tools: boolean } | undefined;
   /** An SSH server is installed, and whether the plan wants it to have host keys. */
   ssh?: { server: boolean; wanted: boolean; hostKeys: readonly string[] } | undefined;
 }
@@ -61,6 +63,7 @@ export function bootProblems(f: BootFacts): string[] {
   for (const r of f.initramfsResume) {
     if (r.value && r.value !== 'none' && r.value !== 'auto') judge(`${r.initrd} (RESUME= built in)`, r.value, 'the resume device');
   }
+  if (f.lvmRoot && !f.lvmRoot.tools) problems.push(`the root is on logical volume ${f.lvmRoot.volume}, but the system has no lvm2 (/sbin/lvm), so its initramfs cannot activate the volume group; install lvm2 in the image, or deploy the root to a partition`);
   if (f.ssh?.server && f.ssh.wanted && f.ssh.hostKeys.length === 0) problems.push('/etc/ssh: the SSH server has no host keys, so ssh.service does not start');
   return problems;
 }

@@ -28,7 +28,13 @@ describe('storage references', () => {
       expect(formatReference(r!)).toBe(text);
     }
     expect(parseReference('/dev/disk/by-label/my\\x20data')).toMatchObject({ kind: 'label', value: 'my data' });
-    for (const other of ['proc', 'tmpfs', 'server:/export', '/dev/mapper/vg-root', '/dev/sda', 'none', 'UUID']) expect(parseReference(other)).toBeUndefined();
+    for (const other of ['proc', 'tmpfs', 'server:/export', '/dev/mapper/cryptroot', '/dev/mapper/luks-0fc63daf-8483-4772-8e79-3d69d8477de4', '/dev/mapper/control', '/dev/disk/by-id/x', '/dev/sda', 'none', 'UUID']) expect(parseReference(other)).toBeUndefined();
+    // LVM's two paths of a logical volume; device-mapper doubles the hyphens inside each name.
+    expect(parseReference('/dev/mapper/vg0-root')).toEqual({ kind: 'lvm', value: 'vg0/root', form: 'mapper' });
+    expect(parseReference('/dev/mapper/debian--vg-swap_1')).toEqual({ kind: 'lvm', value: 'debian-vg/swap_1', form: 'mapper' });
+    expect(parseReference('/dev/debian-vg/root')).toEqual({ kind: 'lvm', value: 'debian-vg/root', form: 'path' });
+    expect(formatReference({ kind: 'lvm', value: 'my-vg/var-log', form: 'mapper' })).toBe('/dev/mapper/my--vg-var--log');
+    expect(formatReference({ kind: 'lvm', value: 'my-vg/var-log', form: 'path' })).toBe('/dev/my-vg/var-log');
   });
 
   it('maps each kind of reference to the new volume, keeping its kind where the new volume has that name', () => {
@@ -66,6 +72,22 @@ describe('storage references', () => {
     const crypt = rewriteTableColumn(`cryptswap /dev/sda4 /dev/urandom swap,cipher=aes-xts-plain64\n`, 1, m);
     expect(crypt.text).toBe(`cryptswap UUID=${NEW[2]!.uuid} /dev/urandom swap,cipher=aes-xts-plain64\n`);
     expect(rewriteCmdline(`root=PARTUUID=${OLD.root.partuuid}  ro quiet resume=/dev/disk/by-uuid/${OLD.swap.uuid}\n`, m).text).toBe(`root=PARTUUID=${NEW[1]!.partuuid}  ro quiet resume=/dev/disk/by-uuid/${NEW[2]!.uuid}\n`);
+  });
+
+  it('maps a logical volume by its path when the new one has a VG/LV name, in the form the system wrote it, and by UUID otherwise', () => {
+    const oldRoot: VolumeIdentity = { partition: 'vg0/root', lv: 'vg0/root', uuid: '11111111-1111-4111-8111-111111111111' };
+    const newRoot: VolumeIdentity = { partition: 'sys-vg/root', lv: 'sys-vg/root', uuid: '22222222-2222-4222-8222-222222222222', mount: '/' };
+    const newHome: VolumeIdentity = { partition: 'home', number: 5, uuid: '33333333-3333-4333-8333-333333333333', mount: '/home' };
+    const map = new VolumeMap([newRoot, newHome]);
+    map.add(oldRoot, newRoot);
+    map.add({ partition: 'fstab /home', lv: 'vg0/home' }, newHome);
+    const fstab = '/dev/mapper/vg0-root / ext4 errors=remount-ro 0 1\nUUID=11111111-1111-4111-8111-111111111111 /alt ext4 noauto 0 0\n/dev/vg0/home /home ext4 defaults 0 2\n';
+    expect(rewriteTableColumn(fstab, 0, map).text).toBe(
+      '/dev/mapper/sys--vg-root / ext4 errors=remount-ro 0 1\nUUID=22222222-2222-4222-8222-222222222222 /alt ext4 noauto 0 0\nUUID=33333333-3333-4333-8333-333333333333 /home ext4 defaults 0 2\n',
+    );
+    expect(rewriteWord('root=/dev/mapper/vg0-root', map)).toBe('root=/dev/mapper/sys--vg-root');
+    // A system deployed with the same names needs nothing rewritten.
+    expect(new VolumeMap([{ ...newRoot, lv: 'vg0/root' }]).rewrite('/dev/mapper/vg0-root')).toBeUndefined();
   });
 
   it('escapes unit names as systemd-escape --path does', () => {
@@ -166,6 +188,20 @@ describe('boot readiness', () => {
   it('finds nothing wrong with a system whose every reference is here', () => {
     expect(bootProblems({ ...base, fstab: `PARTLABEL=root / ext4 defaults 0 1\nLABEL=ESP /boot/efi vfat defaults 0 1\n`, ssh: { server: true, wanted: true, hostKeys: ['ssh_host_ed25519_key'] } })).toEqual([]);
     expect(bootProblems({ ...base, grubCfg: { path: '/boot/grub/grub.cfg', text: 'set timeout=1\n' } })).toEqual(['/boot/grub/grub.cfg: no boot entry (no linux line)']);
+  });
+
+  it('accepts a root named by its LVM path, and refuses a root on LVM in a system without lvm2', () => {
+    const lv: VolumeIdentity = { partition: 'vg0/root', lv: 'vg0/root', uuid: '44444444-4444-4444-8444-444444444444', mount: '/' };
+    const grubCfg = { path: '/boot/grub/grub.cfg', text: "menuentry 'Debian' {\n  linux /vmlinuz-6.1 root=/dev/mapper/vg0-root ro\n  initrd /initrd.img-6.1\n}\n" };
+    const facts: BootFacts = { ...base, volumes: [...NEW, lv], fstab: '/dev/vg0/root / ext4 defaults 0 1\n', grubCfg };
+    expect(bootProblems({ ...facts, lvmRoot: { volume: 'vg0/root', tools: true } })).toEqual([]);
+    expect(bootProblems({ ...facts, lvmRoot: { volume: 'vg0/root', tools: false } })).toEqual([
+      'the root is on logical volume vg0/root, but the system has no lvm2 (/sbin/lvm), so its initramfs cannot activate the volume group; install lvm2 in the image, or deploy the root to a partition',
+    ]);
+    expect(bootProblems({ ...facts, volumes: NEW })).toEqual([
+      '/etc/fstab line 1: /dev/vg0/root (mounted on /) is no filesystem on this disk',
+      '/boot/grub/grub.cfg line 2: /dev/mapper/vg0-root (root=) is no filesystem on this disk',
+    ]);
   });
 });
 

@@ -4,14 +4,15 @@
  */
 
 /** The kinds of name a system uses for a filesystem or partition. */
-export type ReferenceKind = 'uuid' | 'label' | 'partuuid' | 'partlabel' | 'device';
+export type ReferenceKind = 'uuid' | 'label' | 'partuuid' | 'partlabel' | 'device' | 'lvm';
 
 /** A name for a filesystem as a config file writes it: `UUID=…`, `/dev/disk/by-label/…`, `/dev/sda2`. */
 export interface StorageReference {
   kind: ReferenceKind;
+  /** For kind lvm: VG/LV. */
   value: string;
-  /** How it was written: as `KEY=value`, or as a /dev path. */
-  form: 'tag' | 'path';
+  /** How it was written: as `KEY=value`, or as a /dev path (an LVM volume: /dev/VG/LV, or `mapper`: /dev/mapper/VG-LV). */
+  form: 'tag' | 'path' | 'mapper';
 }
 
 /** One filesystem (or swap area, or unformatted partition) and every name it answers to. */
@@ -30,6 +31,8 @@ export interface VolumeIdentity {
   mount?: string | undefined;
   /** Every mount point of a filesystem mounted more than once (btrfs subvolumes). */
   mounts?: string[] | undefined;
+  /** An LVM logical volume: VG/LV, which /dev/VG/LV and /dev/mapper/VG-LV name. */
+  lv?: string | undefined;
 }
 
 const TAGS: Record<string, ReferenceKind> = { UUID: 'uuid', LABEL: 'label', PARTUUID: 'partuuid', PARTLABEL: 'partlabel' };
@@ -37,19 +40,50 @@ const BY_DIRS: Record<string, ReferenceKind> = { 'by-uuid': 'uuid', 'by-label': 
 // Kernel names of disk partitions: sda1, vdb2, xvda3, hda1, nvme0n1p2, mmcblk0p1.
 const DEVICE_NAME = /^\/dev\/(?:(?:[shv]d|xvd)[a-z]+\d+|(?:nvme\d+n\d+|mmcblk\d+)p\d+)$/;
 
-/** Reads a storage reference, or undefined for anything else (`proc`, `tmpfs`, `server:/export`, `/dev/mapper/…`). */
+// LVM's names (lvm(8), VALID NAMES): letters, digits and + _ . -, not starting with -.
+const LVM_NAME = '[A-Za-z0-9+_.][A-Za-z0-9+_.-]*';
+// /dev directories that are not volume groups (an LV at /dev/VG/LV could otherwise be anything).
+const NOT_VG = new Set(['disk', 'mapper', 'block', 'char', 'bus', 'cpu', 'dri', 'fd', 'hugepages', 'input', 'md', 'mqueue', 'net', 'pts', 'shm', 'snd', 'usb', 'vfio', 'zvol', 'lvm']);
+
+/** Reads a storage reference, or undefined for anything else (`proc`, `tmpfs`, `server:/export`, `/dev/mapper/luks-…`). */
 export function parseReference(text: string): StorageReference | undefined {
   const tag = /^(UUID|LABEL|PARTUUID|PARTLABEL)=(.+)$/.exec(text);
   if (tag) return { kind: TAGS[tag[1]!]!, value: unquote(tag[2]!), form: 'tag' };
   const by = /^\/dev\/disk\/(by-uuid|by-label|by-partuuid|by-partlabel)\/(.+)$/.exec(text);
   if (by) return { kind: BY_DIRS[by[1]!]!, value: unescapeUdev(by[2]!), form: 'path' };
   if (DEVICE_NAME.test(text)) return { kind: 'device', value: text, form: 'path' };
+  const mapper = /^\/dev\/mapper\/(.+)$/.exec(text);
+  const lv = mapper ? splitMapperName(mapper[1]!) : undefined;
+  if (lv) return { kind: 'lvm', value: lv, form: 'mapper' };
+  const vgPath = new RegExp(`^/dev/(${LVM_NAME})/(${LVM_NAME})$`).exec(text);
+  if (vgPath && !NOT_VG.has(vgPath[1]!)) return { kind: 'lvm', value: `${vgPath[1]}/${vgPath[2]}`, form: 'path' };
   return undefined;
+}
+
+/**
+ * VG/LV from a device-mapper name: device-mapper joins them with one hyphen and doubles the
+ * hyphens inside each (vg--sys-root is vg-sys/root). Undefined for a name that is not of that
+ * form (a dm-crypt mapping such as luks-…, or one hyphen too few).
+ */
+export function splitMapperName(name: string): string | undefined {
+  const m = /^((?:[^-]|--)+)-((?:[^-]|--)+)$/.exec(name);
+  if (!m) return undefined;
+  const vg = m[1]!.replace(/--/g, '-');
+  const lv = m[2]!.replace(/--/g, '-');
+  if (!new RegExp(`^${LVM_NAME}$`).test(vg) || !new RegExp(`^${LVM_NAME}$`).test(lv)) return undefined;
+  return `${vg}/${lv}`;
+}
+
+/** The device-mapper name of VG/LV: /dev/mapper/NAME. */
+export function mapperName(vgLv: string): string {
+  const [vg, lv] = vgLv.split('/') as [string, string];
+  return `${vg.replace(/-/g, '--')}-${lv.replace(/-/g, '--')}`;
 }
 
 /** Writes a reference the way it was read (a tag stays a tag, a path a path). */
 export function formatReference(r: StorageReference): string {
   if (r.kind === 'device') return r.value;
+  if (r.kind === 'lvm') return r.form === 'mapper' ? `/dev/mapper/${mapperName(r.value)}` : `/dev/${r.value}`;
   const tag = Object.keys(TAGS).find((k) => TAGS[k] === r.kind)!;
   if (r.form === 'tag') return `${tag}=${/[\s"]/.test(r.value) ? `"${r.value}"` : r.value}`;
   const dir = Object.keys(BY_DIRS).find((k) => BY_DIRS[k] === r.kind)!;
@@ -83,6 +117,8 @@ export function answersTo(id: VolumeIdentity, r: StorageReference): boolean {
       return same(id.partlabel, r.value, false);
     case 'device':
       return id.number !== undefined && Number(/(\d+)$/.exec(r.value)?.[1]) === id.number;
+    case 'lvm':
+      return same(id.lv, r.value, false);
   }
 }
 
@@ -92,7 +128,7 @@ export function answersTo(id: VolumeIdentity, r: StorageReference): boolean {
  * another name on the new machine; so does a label or partition name the new volume lacks.
  */
 export function referenceTo(id: VolumeIdentity, like: StorageReference): string | undefined {
-  const uuidRef = (): string | undefined => (id.uuid ? formatReference({ kind: 'uuid', value: id.uuid, form: like.form === 'path' && like.kind !== 'device' ? 'path' : 'tag' }) : id.partuuid ? formatReference({ kind: 'partuuid', value: id.partuuid, form: 'tag' }) : undefined);
+  const uuidRef = (): string | undefined => (id.uuid ? formatReference({ kind: 'uuid', value: id.uuid, form: like.form === 'path' && like.kind !== 'device' && like.kind !== 'lvm' ? 'path' : 'tag' }) : id.partuuid ? formatReference({ kind: 'partuuid', value: id.partuuid, form: 'tag' }) : undefined);
   switch (like.kind) {
     case 'uuid':
       return uuidRef();
@@ -104,6 +140,9 @@ export function referenceTo(id: VolumeIdentity, like: StorageReference): string 
       return id.partlabel ? formatReference({ kind: 'partlabel', value: id.partlabel, form: like.form }) : uuidRef();
     case 'device':
       return uuidRef();
+    case 'lvm':
+      // A logical volume stays one by its path (its VG/LV name in the new layout), else by UUID.
+      return id.lv ? formatReference({ kind: 'lvm', value: id.lv, form: like.form }) : uuidRef();
   }
 }
 

@@ -3,7 +3,7 @@ import * as partition from '../../../partition/index.js';
 import { defineStep, need } from '../../steps/index.js';
 import type { CaptureContext } from '../context.js';
 import { chooseSource, describeCandidate, holdsOperatingSystem, type SourceCandidate } from '../find-root.js';
-import { partitionIdentities, recordLayout } from '../record-layout.js';
+import { LV_KEY_BASE, partitionIdentities, recordLayout, type RecordVolumeGroup } from '../record-layout.js';
 import { mountSystemTree, readFstab, systemMounts, usedBytes as systemUsedBytes } from '../system-tree.js';
 
 /**
@@ -37,6 +37,36 @@ export const sourceStep = defineStep({
         filesystems.set(number, fs);
         candidates.push(candidate(number, node, p.size * (table.sectorsize ?? disk.sectorSize), p.name, fs));
       }
+      // LVM: each volume group on this disk's partitions activated (read-only unless the plan
+      // generalizes, which writes), its logical volumes looked at like partitions.
+      const pvNodes = candidates.filter((c) => c.fsType === 'LVM2_member').map((c) => c.node);
+      if (pvNodes.length > 0) {
+        const readOnly = !ctx.plan.generalize;
+        const found = await partition.activateVolumeGroups(pvNodes, { readOnly }, io.runOpts);
+        if (found.length > 0) {
+          io.cleanup.add(`deactivate volume groups ${found.map((g) => g.name).join(', ')}`, async ({ strict, warn }) => {
+            try {
+              await partition.deactivateVolumeGroups(found.map((g) => g.name), pvNodes, io.runOpts);
+            } catch (e) {
+              if (strict) throw e;
+              warn(`could not deactivate ${found.map((g) => g.name).join(', ')}: ${(e as Error).message}`);
+            }
+          });
+        }
+        let key = LV_KEY_BASE;
+        for (const g of found) {
+          const lvs: RecordVolumeGroup['logicalVolumes'] = [];
+          for (const lv of g.logicalVolumes) {
+            const fs = await partition.probeFilesystem(lv.node, io.runOpts);
+            filesystems.set(key, fs);
+            candidates.push({ ...candidate(key, lv.node, lv.sizeBytes, undefined, fs), lv: `${g.name}/${lv.name}` });
+            lvs.push({ key, name: lv.name, sizeBytes: lv.sizeBytes });
+            key++;
+          }
+          const numbers = g.physicalVolumes.map((node) => candidates.find((c) => c.node === node)?.number).filter((n): n is number => n !== undefined);
+          ctx.volumeGroups.push({ name: g.name, extentBytes: g.extentBytes, physicalVolumes: numbers, logicalVolumes: lvs });
+        }
+      }
     } else {
       // A filesystem on the whole disk: captured as it is, with no layout to record.
       candidates.push(candidate(1, device, disk.sizeBytes, undefined, await partition.probeFilesystem(device, io.runOpts)));
@@ -55,7 +85,9 @@ export const sourceStep = defineStep({
     if (src.fsType !== 'ntfs') {
       // The system's own fstab says which other filesystems of this disk belong to it.
       const tree = await mountSystemTree(io, src, [], { readOnly: true, why: 'to read its fstab' });
-      const found = table ? systemMounts(await readFstab(tree.dir), candidates, partitionIdentities(table, filesystems), src) : { mounts: [], notes: [] };
+      const identities = table ? partitionIdentities(table, filesystems) : new Map();
+      for (const c of candidates) if (c.lv) identities.set(c.number, { partition: c.lv, lv: c.lv, ...(c.fsType ? { fsType: c.fsType } : {}), ...(filesystems.get(c.number)?.UUID ? { uuid: filesystems.get(c.number)!.UUID } : {}), ...(c.label ? { label: c.label } : {}) });
+      const found = table ? systemMounts(await readFstab(tree.dir), candidates, identities, src) : { mounts: [], notes: [] };
       await tree.release();
       for (const n of found.notes) io.warn(n);
       const whole = await mountSystemTree(io, src, found.mounts, { readOnly: true, why: 'to measure it' });
@@ -83,7 +115,7 @@ export const sourceStep = defineStep({
         if (m.subvolume) subvolumes.set(m.candidate.number, [...(subvolumes.get(m.candidate.number) ?? []), { name: m.subvolume, mount: m.mount }]);
         if (m.candidate.number !== src.number && !mounts.has(m.candidate.number)) mounts.set(m.candidate.number, m.mount);
       }
-      const r = recordLayout({ table, filesystems, imagePartition: src.number, mounts, usedBytes, subvolumes, defaultSubvolumes: defaults });
+      const r = recordLayout({ table, filesystems, imagePartition: src.number, mounts, usedBytes, subvolumes, defaultSubvolumes: defaults, volumeGroups: ctx.volumeGroups });
       ctx.recorded = r.recorded;
       for (const n of r.notes) io.warn(`layout: ${n}`);
       try {
@@ -93,7 +125,8 @@ export const sourceStep = defineStep({
         io.warn(`the recorded layout does not fit the reference disk itself, so deploys with layout: from-image may fail: ${(e as Error).message}`);
       }
     } else io.warn(`${ctx.diskShown} has no partition table: no layout is recorded, so deploy plans for this image need target.layout`);
-    return `${describeCandidate(src)}${src.subvolume ? `, subvolume ${src.subvolume}` : ''}${ctx.systemMounts.length ? `, with ${ctx.systemMounts.map((m) => `${m.mount} (${m.candidate.node}${m.subvolume ? ` ${m.subvolume}` : ''})`).join(', ')}` : ''}`;
+    const groups = ctx.volumeGroups.length ? `; LVM: ${ctx.volumeGroups.map((g) => `${g.name} (${g.logicalVolumes.map((lv) => lv.name).join(', ')})`).join(', ')}` : '';
+    return `${describeCandidate(src)}${src.subvolume ? `, subvolume ${src.subvolume}` : ''}${ctx.systemMounts.length ? `, with ${ctx.systemMounts.map((m) => `${m.mount} (${m.candidate.node}${m.subvolume ? ` ${m.subvolume}` : ''})`).join(', ')}` : ''}${groups}`;
   },
 });
 

@@ -63,7 +63,7 @@ export const checkStep = defineStep({
     const recorded = recordedText === undefined ? undefined : parseRecordedLayout(recordedText, where);
     if (recorded) {
       ctx.recordedVolumes = recorded.volumes;
-      for (const p of recorded.layout.partitions) if (p.mount) ctx.recordedMounts.set(p.name, p.mount);
+      for (const p of partition.layoutVolumes(recorded.layout)) if (p.mount) ctx.recordedMounts.set(p.name, p.mount);
     }
     let replannedNotes: string[] = [];
     if (!ctx.layout) {
@@ -72,8 +72,9 @@ export const checkStep = defineStep({
         const resolved = layoutFromImage(ctx.plan, recorded, where);
         ctx.plan = resolved.plan;
         const { grow = recorded!.imagePartition, minSwap } = ctx.plan.target;
-        if (!resolved.layout.partitions.some((p) => p.name === grow)) {
-          throw new PlanError([`target.grow: expected the name of a partition of the layout recorded in ${where} (${resolved.layout.partitions.map((p) => p.name).join(', ')})`], 'the plan');
+        const growable = partition.layoutVolumes(resolved.layout).filter((p) => p.format !== 'lvm');
+        if (!growable.some((p) => p.name === grow)) {
+          throw new PlanError([`target.grow: expected the name of a partition or logical volume (VG/LV) of the layout recorded in ${where} (${growable.map((p) => p.name).join(', ')})`], 'the plan');
         }
         const replanned = replanLayout(resolved.layout, need(ctx.disk, 'the disk'), { grow, volumes: ctx.recordedVolumes, recordedMounts: ctx.recordedMounts, minSwapBytes: minSwap === undefined ? undefined : parseSize(minSwap), rebuild: ctx.plan.bootloader.initramfs === 'rebuild' });
         for (const n of replanned.notes) io.info(`re-planned: ${n}`);
@@ -121,7 +122,7 @@ function layoutFromImage(plan: DeployPlan, recorded: RecordedImage | undefined, 
 
 /** The image applied to the partition mounted at /: the one whose /etc/fstab describes the system. */
 function rootImageIndex(plan: DeployPlan, layout: partition.Layout): number | string | undefined {
-  const root = layout.partitions.find((p) => p.mount === '/');
+  const root = partition.layoutVolumes(layout).find((p) => p.mount === '/');
   const entry = plan.apply.find((a) => a.partition === root?.name);
   return entry ? (entry.index ?? plan.source.index) : undefined;
 }

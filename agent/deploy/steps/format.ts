@@ -1,3 +1,4 @@
+import { formatBytes } from '../../../core/index.js';
 import * as partition from '../../../partition/index.js';
 import { defineStep, mountScratch, need } from '../../steps/index.js';
 import { treeMountAt, treeMountOptions, type DeployContext } from '../context.js';
@@ -18,7 +19,20 @@ export const formatStep = defineStep({
     const layout = need(ctx.layout, 'the layout');
     const device = need(ctx.device, 'the disk device');
     const nodes = need(ctx.nodes, 'the partition nodes');
-    await partition.formatPartitions(layout, nodes, { events: io.events, ...(io.signal ? { signal: io.signal } : {}) });
+    const libraryOpts = { events: io.events, ...(io.signal ? { signal: io.signal } : {}) };
+    await partition.formatPartitions(layout, nodes, libraryOpts);
+    if (layout.volumeGroups.length > 0) {
+      // Registered before anything is mounted on them, so unwound after those mounts.
+      io.cleanup.add(`deactivate volume groups ${layout.volumeGroups.map((g) => g.name).join(', ')}`, async ({ strict, warn }) => {
+        try {
+          await partition.deactivateLayoutGroups(layout, nodes);
+        } catch (e) {
+          if (strict) throw e;
+          warn(`could not deactivate ${layout.volumeGroups.map((g) => g.name).join(', ')}: ${(e as Error).message}`);
+        }
+      });
+      await partition.makeVolumeGroups(layout, nodes, libraryOpts);
+    }
     ctx.applied = (await partition.readBack(layout, ctx.diskShown, device, nodes, io.runOpts)).partitions;
     // From here until verify replaces it with deployed.json, this file says the disk holds a
     // deploy that has not finished: a rerun names it (and the bootloader is not installed yet,
@@ -33,6 +47,7 @@ export const formatStep = defineStep({
       await writeMarker(mounted.dir, IN_PROGRESS_MARKER, { source: plan.source.url, image: plan.source.image, startedAt: new Date().toISOString() });
       await mounted.resource.release();
     }
-    return ctx.applied.filter((p) => p.fsType).map((p) => `${p.name}: ${p.fsType}`).join(', ');
+    const groups = layout.volumeGroups.map((g) => `; volume group ${g.name}: ${g.logicalVolumes.map((lv) => `${lv.lvName} ${formatBytes(lv.sizeBytes)}`).join(', ')}`).join('');
+    return `${ctx.applied.filter((p) => p.fsType).map((p) => `${p.name}: ${p.fsType}`).join(', ')}${groups}`;
   },
 });

@@ -38,8 +38,10 @@ export const verifyStep = defineStep({
     const checks: string[] = [];
     const table = (JSON.parse((await run('sfdisk', ['--json', device], runOpts(`reading the partition table of ${device}`))).stdout) as partition.SfdiskJson).partitiontable;
     const filesystems = new Map<number, Record<string, string>>();
-    for (const p of applied) filesystems.set(p.number, await partition.probeFilesystem(p.node, runOpts));
-    const diffs = partition.compareWithLayout(layout, table, filesystems, new Map(applied.map((p) => [p.number, p.node]))).differences;
+    // The table's partitions; logical volumes were read back at format and are judged by boot readiness.
+    const tablePartitions = applied.filter((p) => !p.volumeGroup);
+    for (const p of tablePartitions) filesystems.set(p.number, await partition.probeFilesystem(p.node, runOpts));
+    const diffs = partition.compareWithLayout(layout, table, filesystems, new Map(tablePartitions.map((p) => [p.number, p.node]))).differences;
     if (diffs.length) throw new ImagepeError('VERIFY_FAILED', `${ctx.diskShown} no longer matches the layout:\n${diffs.map((d) => `  - ${d}`).join('\n')}`);
     checks.push('table');
     for (const [i, entry] of plan.apply.entries()) {
@@ -94,7 +96,7 @@ export const verifyStep = defineStep({
  */
 async function missingFiles(wimPath: string, index: number, dir: string, mount: string, plan: DeployPlan, layout: partition.ResolvedLayout, changed: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<{ checked: number; paths: string[] }> {
   const listing = (await imaging.dir(wimPath, index, signal ? { signal } : {})) as string[];
-  const otherMounts = layout.partitions.flatMap((p) => partition.mountPointsOf(p)).filter((m): m is string => !!m && m.startsWith('/') && m !== mount && (mount === '/' || m.startsWith(`${mount}/`)));
+  const otherMounts = [...layout.partitions, ...partition.logicalVolumesOf(layout)].flatMap((p) => partition.mountPointsOf(p)).filter((m): m is string => !!m && m.startsWith('/') && m !== mount && (mount === '/' || m.startsWith(`${mount}/`)));
   const skippedPath = (p: string) =>
     otherMounts.some((m) => p.startsWith(`${posix.join(mount, m.slice(mount.length))}/`) || p === m) ||
     (plan.specialize.removeSshHostKeys && /^\/etc\/ssh\/ssh_host_/.test(p)) ||
@@ -141,8 +143,10 @@ async function bootFacts(ctx: DeployContext, io: StepIO): Promise<BootFacts> {
     }
   }
   const { specialize } = ctx.plan;
+  const rootVolume = treeMountAt(ctx, '/')?.partition;
   return {
     volumes: deployedVolumes(ctx),
+    lvmRoot: rootVolume?.volumeGroup ? { volume: rootVolume.name, tools: (await systemHas(root, 'sbin/lvm')) || (await systemHas(root, 'usr/sbin/lvm')) } : undefined,
     fstab: await read('etc/fstab'),
     crypttab: await read('etc/crypttab'),
     grubCfg: grubCfg !== undefined && grub ? { path: bootPart.mount === '/' ? grub.grubCfg : `${bootPart.mount}${grub.grubCfg}`, text: grubCfg } : undefined,
