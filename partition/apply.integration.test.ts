@@ -378,3 +378,37 @@ describe('waiting for partition nodes where no udev runs', () => {
     });
   });
 });
+
+describe('apply with LVM volume groups', () => {
+  const layout: LayoutInput = {
+    table: 'gpt',
+    firmware: 'bios',
+    partitions: [
+      { name: 'bios', size: '1MiB', type: 'bios-boot' },
+      { name: 'pv', size: 'rest', type: 'lvm', format: 'lvm' },
+    ],
+    volumeGroups: [{ name: 'imagepe-test-vg', physicalVolumes: ['pv'], logicalVolumes: [{ name: 'root', size: 'rest', format: 'ext4', mount: '/' }] }],
+  };
+
+  it('makes the group where the kernel has device-mapper, and otherwise refuses before writing a byte', async () => {
+    const path = await image('lvm.img', 512 * MiB);
+    const hasDm = (await readFile('/proc/misc', 'utf8')).includes(' device-mapper');
+    const before = (await run('sha256sum', [path])).stdout.split(' ')[0];
+    const applied = apply(await planFor(path, layout));
+    if (!hasDm) {
+      // This project's development host: its kernel is built without device-mapper (the PE's has it).
+      await expect(applied).rejects.toMatchObject({ code: 'REFUSED', message: expect.stringMatching(/^this kernel has no device-mapper/) });
+      expect((await run('sha256sum', [path])).stdout.split(' ')[0]).toBe(before);
+      expect(await loopsOf(path)).toBe('');
+      return;
+    }
+    const r = await applied;
+    expect(r.partitions.map((p) => [p.name, p.fsType, p.volumeGroup])).toEqual([
+      ['bios', undefined, undefined],
+      ['pv', 'LVM2_member', undefined],
+      ['imagepe-test-vg/root', 'ext4', 'imagepe-test-vg'],
+    ]);
+    // The group was deactivated before the image was let go of.
+    expect(await loopsOf(path)).toBe('');
+  }, 120_000);
+});

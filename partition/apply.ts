@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ImagepeError, ignoreEvents, pathKind, run, unmount, type EventSink, type RunOptions } from '../core/index.js';
 import { listSubvolumes } from './btrfs.js';
 import { attachImageFile, detachLoop } from './loop.js';
-import { createPhysicalVolume, createVolumeGroups, deactivateVolumeGroups, readBackLogicalVolumes } from './lvm.js';
+import { assertLvmReady, createPhysicalVolume, createVolumeGroups, deactivateVolumeGroups, readBackLogicalVolumes } from './lvm.js';
 import { logicalVolumesOf } from './lvm-plan.js';
 import { renderSfdiskScript } from './resolve.js';
 import { assertDiskFree, describeContents, partitionNodes, probeFilesystem } from './target.js';
@@ -71,6 +71,7 @@ export async function apply(layout: ResolvedLayout, options: ApplyOptions = {}):
 
     step('check', 'started', device);
     await checkGeometry(device, layout, runOpts);
+    if (layout.volumeGroups.length > 0) await assertLvmReady(runOpts);
     await assertDiskFree(device, shown);
     const holds = await describeContents(device, runOpts);
     if (holds.length > 0 && !layout.wipe) {

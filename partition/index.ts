@@ -29,7 +29,7 @@ export {
 export { resolveLayout, renderSfdiskScript, renderLayoutTable, fat32MinimumBytes, mountPointsOf, GPT_TYPES, MBR_TYPES } from './resolve.js';
 export { apply, writeTable, formatPartitions, makeVolumeGroups, deactivateLayoutGroups, readBack, readTable, waitForPartitions, type ApplyOptions } from './apply.js';
 export { resolveVolumeGroups, logicalVolumesOf, layoutVolumes, PV_DATA_OFFSET_BYTES, type LayoutVolume } from './lvm-plan.js';
-export { lvm, lvmConfig, logicalVolumeNode, reportGroups, reportLogicalVolumes, activateVolumeGroups, deactivateVolumeGroups, type LogicalVolumeReport, type FoundVolumeGroup } from './lvm.js';
+export { lvm, lvmConfig, logicalVolumeNode, reportGroups, reportLogicalVolumes, activateVolumeGroups, deactivateVolumeGroups, assertLvmReady, type LogicalVolumeReport, type FoundVolumeGroup } from './lvm.js';
 export { assertDiskFree, describeContents, partitionNodes, probeFilesystem, type ContentProbe } from './target.js';
 export { chooseDisk, type ChooseDiskOptions, type ChosenDisk } from './choose.js';
 export { attachImageFile, detachLoop, withAttachedImage, type AttachOptions } from './loop.js';

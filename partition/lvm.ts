@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { ImagepeError, run, type RunOptions } from '../core/index.js';
+import { readFile } from 'node:fs/promises';
+import { findTool, ImagepeError, run, type RunOptions } from '../core/index.js';
 import { logicalVolumesOf } from './lvm-plan.js';
 import type { AppliedPartition, ResolvedLayout, ResolvedLogicalVolume } from './types.js';
 
@@ -29,6 +30,23 @@ export function lvmConfig(devices: readonly string[], o: { readOnlyGroups?: read
 export async function lvm(command: string, args: readonly string[], devices: readonly string[], opts: RunOptions, config: { readOnlyGroups?: readonly string[] } = {}): Promise<string> {
   // Node hands its children descriptors LVM warns about on every command ("File descriptor … leaked").
   return (await run('lvm', [command, '--config', lvmConfig(devices, config), ...args], { ...opts, env: { ...opts.env, LVM_SUPPRESS_FD_WARNINGS: '1' } })).stdout;
+}
+
+/**
+ * Refuses, before a disk is written, to apply volume groups where LVM cannot work: without the
+ * lvm tool (TOOL_MISSING), or on a kernel without device-mapper (REFUSED; dm_mod is loaded first
+ * when it is a module). Some kernels (this project's development host's) are built without it:
+ * there, LVM layouts are applied in the PE, whose kernel has it.
+ */
+export async function assertLvmReady(runOpts: RunOptsFn): Promise<void> {
+  if (!findTool('lvm')) throw new ImagepeError('TOOL_MISSING', 'lvm, which layouts with volumeGroups need, is not installed', { hint: 'Install lvm2 (scripts/setup does), or deploy from the PE, which carries it.' });
+  const hasDm = async () => (await readFile('/proc/misc', 'utf8').catch(() => '')).split('\n').some((l) => l.trim().endsWith(' device-mapper'));
+  if (await hasDm()) return;
+  await run('modprobe', ['dm_mod'], { ...runOpts('loading device-mapper (dm_mod)'), okExitCodes: [0, 1] }).catch(() => undefined);
+  if (await hasDm()) return;
+  throw new ImagepeError('REFUSED', 'this kernel has no device-mapper (no device-mapper in /proc/misc, and dm_mod does not load), which LVM needs to make the layout\'s volume groups', {
+    hint: 'Apply the layout from the PE (imagepe build), whose kernel has device-mapper, or on a machine whose kernel has it.',
+  });
 }
 
 /** The device-mapper node of VG/LV: /dev/mapper/VG-LV with the hyphens inside each name doubled. */
@@ -138,7 +156,7 @@ export async function readBackLogicalVolumes(
     const node = logicalVolumeNode(lv.volumeGroup, lv.lvName);
     const fs = await probe(node);
     differences.push(...filesystemDifferences(lv, fs));
-    volumes.push(appliedVolume(lv, node, fs));
+    volumes.push(appliedVolume(lv, node, fs, layout.sectorSize));
   }
   return { differences, volumes };
 }
@@ -151,8 +169,8 @@ function filesystemDifferences(lv: ResolvedLogicalVolume, fs: Record<string, str
   return out;
 }
 
-function appliedVolume(lv: ResolvedLogicalVolume, node: string, fs: Record<string, string>): AppliedPartition {
-  const a: AppliedPartition = { number: 0, name: lv.name, node, start: 0, size: lv.sizeBytes / 512, typeCode: '', bootable: false, volumeGroup: lv.volumeGroup };
+function appliedVolume(lv: ResolvedLogicalVolume, node: string, fs: Record<string, string>, sectorSize: number): AppliedPartition {
+  const a: AppliedPartition = { number: 0, name: lv.name, node, start: 0, size: lv.sizeBytes / sectorSize, typeCode: '', bootable: false, volumeGroup: lv.volumeGroup };
   if (fs.TYPE) a.fsType = fs.TYPE;
   if (fs.LABEL) a.label = fs.LABEL;
   if (fs.UUID) a.uuid = fs.UUID;

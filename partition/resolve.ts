@@ -484,6 +484,10 @@ export function renderLayoutTable(p: ResolvedLayout): string {
       part.mount ?? '',
     ]);
   }
+  for (const g of p.volumeGroups ?? []) {
+    rows.push([`vg`, g.name, '', '', '', formatBytes(g.extents * g.extentBytes), `on ${g.physicalVolumes.join(', ')}`, `${g.extents} × ${formatBytes(g.extentBytes)}`, '', '']);
+    for (const lv of g.logicalVolumes) rows.push(['lv', lv.name, '', '', '', formatBytes(lv.sizeBytes), `${lv.extents} extents`, lv.format, lv.label ?? '', lv.mount ?? '']);
+  }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   const table = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
   const notes = p.warnings.map((w) => `warning: ${w}`);

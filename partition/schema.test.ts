@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { LayoutSchema, layoutJsonSchema, loadLayout, parseLayout, parseLayoutText } from './index.js';
+import { LayoutSchema, layoutJsonSchema, loadLayout, parseLayout, parseLayoutText, resolveLayout } from './index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -94,5 +94,11 @@ describe('layout files', () => {
       ['bios-boot', '1MiB', 'none'],
       ['linux', 'rest', 'ext4'],
     ]);
+  });
+
+  it('ships a sample LVM layout that plans on a 64 GiB disk', async () => {
+    const layout = parseLayoutText(await readFile(join(here, '..', 'templates', 'layouts', 'lvm-gpt.yaml'), 'utf8'), 'lvm-gpt.yaml');
+    const planned = resolveLayout(layout, { path: '/dev/sdx', sizeBytes: 64 * 1024 ** 3, sectorSize: 512 });
+    expect(planned.volumeGroups[0]!.logicalVolumes.map((lv) => [lv.name, lv.mount])).toEqual([['system/root', '/'], ['system/home', '/home']]);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathKind, run } from '../core/index.js';
@@ -40,6 +40,15 @@ function cacheDir(): string {
   return join(projectRoot(), '.cache', 'debian-reference');
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** The cache key: suite, mirror, packages and recipe; a different list is a different tree. */
 export function debianTreeKey(): string {
   return createHash('sha256').update(JSON.stringify({ suite: DEBIAN_SUITE, mirror: DEBIAN_MIRROR, packages: [...DEBIAN_PACKAGES].sort(), recipe: RECIPE })).digest('hex').slice(0, 16);
@@ -59,12 +68,15 @@ export async function debianTreeTarball(): Promise<string> {
   for (;;) {
     try {
       const fh = await open(lock, 'wx');
+      await fh.writeFile(String(process.pid));
       await fh.close();
       break;
     } catch {
       if ((await pathKind(tarball)) === 'file') return tarball;
       const age = Date.now() - (await stat(lock).then((s) => s.mtimeMs, () => Date.now()));
-      if (age > LOCK_STALE_MS) await rm(lock, { force: true });
+      // A lock whose process is gone (a killed jest worker) is stale at once, not after LOCK_STALE_MS.
+      const owner = Number(await readFile(lock, 'utf8').catch(() => ''));
+      if (age > LOCK_STALE_MS || (owner > 0 && !processAlive(owner))) await rm(lock, { force: true });
       await sleep(2_000);
     }
   }

@@ -60,7 +60,7 @@ async function ask(s: DiskSummary, planText: string): Promise<boolean> {
 
 function render(r: DeployResult): string {
   const lines = [`${r.disk}: deployed in ${formatDuration(r.durationMs / 1000)}${r.hostname ? `, hostname ${r.hostname}` : ''}${r.machineId ? `, machine-id ${r.machineId}` : ''}`];
-  for (const p of r.partitions) lines.push(`  ${p.number}  ${p.name.padEnd(12)} ${(p.fsType ?? 'unformatted').padEnd(6)} ${p.uuid ?? ''}${p.mount ? `  -> ${p.mount}` : ''}`);
+  for (const p of r.partitions) lines.push(`  ${p.volumeGroup ? '-' : p.number}  ${p.name.padEnd(12)} ${(p.fsType ?? 'unformatted').padEnd(6)} ${p.uuid ?? ''}${p.mount ? `  -> ${p.mount}` : ''}`);
   if (r.logFile) lines.push(`log: ${r.logFile}`);
   return `${lines.join('\n')}\n`;
 }

@@ -69,7 +69,7 @@ function renderResult(r: Result): string {
   const lines = [`${r.disk}: ${r.table === 'gpt' ? 'GPT' : 'MBR'} ${r.diskId}, verified`];
   for (const p of r.partitions) {
     const fs = p.fsType ? `${p.fsType}${p.label ? ` "${p.label}"` : ''}${p.uuid ? ` UUID=${p.uuid}` : ''}` : 'unformatted';
-    lines.push(`  ${p.number}  ${p.name.padEnd(12)} ${formatBytes(p.size * r.sectorSize).padStart(10)}  ${fs}${p.mount ? `  -> ${p.mount}` : ''}`);
+    lines.push(`  ${p.volumeGroup ? '-' : p.number}  ${p.name.padEnd(12)} ${formatBytes(p.size * r.sectorSize).padStart(10)}  ${fs}${p.mount ? `  -> ${p.mount}` : ''}`);
   }
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return `${lines.join('\n')}\n`;

@@ -91,6 +91,8 @@ export const checkStep = defineStep({
       assertRoomForData(ctx, where);
       await confirmDisk(ctx, ctx.layout);
     } else assertRoomForData(ctx, where);
+    // Before the first write: a layout with volume groups on a machine where LVM cannot run.
+    if (ctx.layout.volumeGroups.length > 0) await partition.assertLvmReady(io.runOpts);
     const plan = ctx.plan;
     ctx.images = plan.apply.map((a) => imaging.selectImage(shownWim, a.index ?? plan.source.index));
     return `${how}; image${ctx.images.length > 1 ? 's' : ''} ${ctx.images.map((i) => `${i.index} "${i.name}"`).join(', ')}${replannedNotes.length ? `; layout re-planned: ${replannedNotes.join('; ')}` : ''}`;
