@@ -106,13 +106,33 @@ interface GroupReport {
 }
 
 interface LvmJson {
-  report: { vg?: Record<string, string>[]; lv?: Record<string, string>[]; pv?: Record<string, string>[] }[];
+  report: { vg?: Record<string, string>[]; lv?: Record<string, string>[]; pv?: Record<string, string>[]; seg?: Record<string, string>[] }[];
 }
 
 /** vgs of the named groups (all LVM sees on `devices` without names). */
 export async function reportGroups(name: string | undefined, devices: readonly string[], runOpts: RunOptsFn): Promise<GroupReport[]> {
   const text = await lvm('vgs', ['--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', 'vg_name,vg_extent_size,vg_extent_count,vg_free_count', ...(name ? [name] : [])], devices, runOpts(`reading volume group ${name ?? ''}`.trim()));
   return ((JSON.parse(text) as LvmJson).report[0]?.vg ?? []).map((v) => ({ name: v.vg_name!, extentBytes: Number(v.vg_extent_size), extents: Number(v.vg_extent_count), free: Number(v.vg_free_count) }));
+}
+
+/**
+ * Where each logical volume (VG/LV) begins: the index of its first segment's physical volume in
+ * `pvNodes` and its first extent there (lvs --segments, seg_pe_ranges such as /dev/vda4:0-1768).
+ */
+async function volumePositions(pvNodes: readonly string[], runOpts: RunOptsFn): Promise<Map<string, [number, number]>> {
+  const text = await lvm('lvs', ['--reportformat', 'json', '--segments', '-o', 'vg_name,lv_name,seg_pe_ranges'], pvNodes, runOpts('reading where the logical volumes lie'));
+  const out = new Map<string, [number, number]>();
+  // lvs --segments reports its rows under "seg".
+  const report = (JSON.parse(text) as LvmJson).report[0];
+  for (const row of report?.seg ?? report?.lv ?? []) {
+    const m = /^(\S+):(\d+)-\d+/.exec(row.seg_pe_ranges ?? '');
+    if (!m) continue;
+    const pos: [number, number] = [pvNodes.indexOf(m[1]!) < 0 ? pvNodes.length : pvNodes.indexOf(m[1]!), Number(m[2])];
+    const key = `${row.vg_name}/${row.lv_name}`;
+    const prev = out.get(key);
+    if (!prev || pos[0] < prev[0] || (pos[0] === prev[0] && pos[1] < prev[1])) out.set(key, pos);
+  }
+  return out;
 }
 
 /** A logical volume as lvs reports it. */
@@ -205,7 +225,14 @@ export async function activateVolumeGroups(pvNodes: readonly string[], o: { read
   if (names.length === 0) return [];
   await lvm('vgchange', ['--activate', 'y', ...names], pvNodes, runOpts(`activating volume group${names.length > 1 ? 's' : ''} ${names.join(', ')}${o.readOnly ? ' read-only' : ''}`), o.readOnly ? { readOnlyGroups: names } : {});
   const groups = await reportGroups(undefined, pvNodes, runOpts);
-  const lvs = await reportLogicalVolumes(pvNodes, runOpts);
+  // In the order they lie on the physical volumes (lvs sorts by name): a recorded layout then makes them in that order again.
+  const position = await volumePositions(pvNodes, runOpts);
+  const at = (vg: string, lv: string) => position.get(`${vg}/${lv}`) ?? [Infinity, Infinity];
+  const lvs = (await reportLogicalVolumes(pvNodes, runOpts)).sort((a, b) => {
+    const [pa, sa] = at(a.volumeGroup, a.name);
+    const [pb, sb] = at(b.volumeGroup, b.name);
+    return pa - pb || sa - sb;
+  });
   return names.map((name) => ({
     name,
     extentBytes: groups.find((g) => g.name === name)?.extentBytes ?? 0,

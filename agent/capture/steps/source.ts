@@ -40,7 +40,15 @@ export const sourceStep = defineStep({
       // LVM: each volume group on this disk's partitions activated (read-only unless the plan
       // generalizes, which writes), its logical volumes looked at like partitions.
       const pvNodes = candidates.filter((c) => c.fsType === 'LVM2_member').map((c) => c.node);
-      if (pvNodes.length > 0) {
+      const lvmReady = pvNodes.length > 0 && (await partition.assertLvmReady(io.runOpts).then(
+        () => true,
+        (e: Error) => {
+          // The root may be on a partition: the capture goes on, saying what it cannot see.
+          io.warn(`${pvNodes.join(', ')} hold${pvNodes.length === 1 ? 's' : ''} LVM physical volumes whose logical volumes are not looked at here: ${e.message}`);
+          return false;
+        },
+      ));
+      if (lvmReady) {
         const readOnly = !ctx.plan.generalize;
         const found = await partition.activateVolumeGroups(pvNodes, { readOnly }, io.runOpts);
         if (found.length > 0) {
