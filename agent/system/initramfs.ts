@@ -27,7 +27,11 @@ const BUILD_IDLE_MS = 15 * 60_000;
 export async function rebuildInitramfs(chroot: Chroot, tool: InitramfsTool, signal?: AbortSignal): Promise<string[]> {
   const opts = (what: string): RunOptions => ({ what, timeoutMs: BUILD_TIMEOUT_MS, idleTimeoutMs: BUILD_IDLE_MS, ...(signal ? { signal } : {}) });
   const kernels = (await readdir(join(chroot.root, 'usr/lib/modules')).catch(() => [] as string[])).sort();
-  if (tool === 'initramfs-tools') await chroot.run('update-initramfs', ['-u', '-k', 'all'], opts('rebuilding the initramfs with the image\'s update-initramfs'));
+  // -v: mkinitramfs names each file it adds. Without it update-initramfs says nothing for the whole
+  // build, which under software emulation and a busy CPU ran past BUILD_IDLE_MS (a clean-clone test
+  // run, two VMs and the host tests on two cores); with it, only a build that stops making progress
+  // (or a compression longer than BUILD_IDLE_MS) is stopped.
+  if (tool === 'initramfs-tools') await chroot.run('update-initramfs', ['-v', '-u', '-k', 'all'], opts('rebuilding the initramfs with the image\'s update-initramfs'));
   else await chroot.run('dracut', ['--regenerate-all', '--force'], opts('rebuilding the initramfs with the image\'s dracut'));
   return kernels;
 }
