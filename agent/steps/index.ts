@@ -6,4 +6,4 @@ export { defineStep, skipped, stepNames, stepTitles, type Skipped, type Step, ty
 export { runSteps, need, type LogDestination, type RunnerEventBody, type RunOutcome, type RunSpec } from './runner.js';
 export { CleanupStack, type Releaser, type Resource, type ResourceOptions } from './cleanup.js';
 export { RunLog, logName } from './run-log.js';
-export { attachDisk, holdShare, mountOn, mountScratch, openDisk, removeEmptyDirs, scratchDir } from './resources.js';
+export { attachDisk, holdShare, holdVolumeGroups, mountOn, mountScratch, openDisk, removeEmptyDirs, scratchDir } from './resources.js';

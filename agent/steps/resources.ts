@@ -2,7 +2,7 @@ import { mkdtemp, readdir, realpath, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, unmount } from '../../core/index.js';
-import { attachImageFile, describeDisk, detachLoop, type ChosenDisk, type Disk } from '../../partition/index.js';
+import { attachImageFile, deactivateVolumeGroups, describeDisk, detachLoop, type ChosenDisk, type Disk } from '../../partition/index.js';
 import type { MappedShare } from '../share/index.js';
 import type { Resource } from './cleanup.js';
 import type { StepIO } from './step.js';
@@ -35,6 +35,22 @@ export async function openDisk(io: StepIO, chosen: ChosenDisk, options: { sector
 /** A mapped share, released after the run's log is written to it; a failed release is a warning. */
 export function holdShare(io: StepIO, share: MappedShare, shown: string): void {
   io.cleanup.add('release the share', ({ warn }) => share.release().catch(() => warn(`could not release the share ${shown}`)), { holdsLog: true });
+}
+
+/**
+ * LVM volume groups active on the run's disk (LVM seeing only `devices`), deactivated when the run
+ * ends. Register them before anything is mounted on their volumes: the stack unwinds those first.
+ */
+export function holdVolumeGroups(io: StepIO, names: readonly string[], devices: readonly string[]): void {
+  if (names.length === 0) return;
+  io.cleanup.add(`deactivate volume groups ${names.join(', ')}`, async ({ strict, warn }) => {
+    try {
+      await deactivateVolumeGroups(names, devices, io.runOpts);
+    } catch (e) {
+      if (strict) throw e;
+      warn(`could not deactivate ${names.join(', ')}: ${(e as Error).message}`);
+    }
+  });
 }
 
 /**

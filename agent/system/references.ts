@@ -3,6 +3,8 @@
  * machine's filesystems to the deployed machine's. Pure: the caller gives the facts.
  */
 
+import { logicalVolumeNode } from '../../partition/index.js';
+
 /** The kinds of name a system uses for a filesystem or partition. */
 export type ReferenceKind = 'uuid' | 'label' | 'partuuid' | 'partlabel' | 'device' | 'lvm';
 
@@ -74,16 +76,14 @@ export function splitMapperName(name: string): string | undefined {
   return `${vg}/${lv}`;
 }
 
-/** The device-mapper name of VG/LV: /dev/mapper/NAME. */
-export function mapperName(vgLv: string): string {
-  const [vg, lv] = vgLv.split('/') as [string, string];
-  return `${vg.replace(/-/g, '--')}-${lv.replace(/-/g, '--')}`;
-}
 
 /** Writes a reference the way it was read (a tag stays a tag, a path a path). */
 export function formatReference(r: StorageReference): string {
   if (r.kind === 'device') return r.value;
-  if (r.kind === 'lvm') return r.form === 'mapper' ? `/dev/mapper/${mapperName(r.value)}` : `/dev/${r.value}`;
+  if (r.kind === 'lvm') {
+    const [vg, lv] = r.value.split('/') as [string, string];
+    return r.form === 'mapper' ? logicalVolumeNode(vg, lv) : `/dev/${r.value}`;
+  }
   const tag = Object.keys(TAGS).find((k) => TAGS[k] === r.kind)!;
   if (r.form === 'tag') return `${tag}=${/[\s"]/.test(r.value) ? `"${r.value}"` : r.value}`;
   const dir = Object.keys(BY_DIRS).find((k) => BY_DIRS[k] === r.kind)!;

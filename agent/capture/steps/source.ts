@@ -1,6 +1,6 @@
 import { ImagepeError, mountsOf } from '../../../core/index.js';
 import * as partition from '../../../partition/index.js';
-import { defineStep, need } from '../../steps/index.js';
+import { defineStep, holdVolumeGroups, need } from '../../steps/index.js';
 import type { CaptureContext } from '../context.js';
 import { chooseSource, describeCandidate, holdsOperatingSystem, type SourceCandidate } from '../find-root.js';
 import { LV_KEY_BASE, partitionIdentities, recordLayout, type RecordVolumeGroup } from '../record-layout.js';
@@ -51,16 +51,7 @@ export const sourceStep = defineStep({
       if (lvmReady) {
         const readOnly = !ctx.plan.generalize;
         const found = await partition.activateVolumeGroups(pvNodes, { readOnly }, io.runOpts);
-        if (found.length > 0) {
-          io.cleanup.add(`deactivate volume groups ${found.map((g) => g.name).join(', ')}`, async ({ strict, warn }) => {
-            try {
-              await partition.deactivateVolumeGroups(found.map((g) => g.name), pvNodes, io.runOpts);
-            } catch (e) {
-              if (strict) throw e;
-              warn(`could not deactivate ${found.map((g) => g.name).join(', ')}: ${(e as Error).message}`);
-            }
-          });
-        }
+        holdVolumeGroups(io, found.map((g) => g.name), pvNodes);
         let key = LV_KEY_BASE;
         for (const g of found) {
           const lvs: RecordVolumeGroup['logicalVolumes'] = [];

@@ -1,6 +1,6 @@
 import { formatBytes } from '../../../core/index.js';
 import * as partition from '../../../partition/index.js';
-import { defineStep, mountScratch, need } from '../../steps/index.js';
+import { defineStep, holdVolumeGroups, mountScratch, need } from '../../steps/index.js';
 import { treeMountAt, treeMountOptions, type DeployContext } from '../context.js';
 import { IN_PROGRESS_MARKER, writeMarker } from '../markers.js';
 import { hasFilesystems } from './partition.js';
@@ -23,14 +23,7 @@ export const formatStep = defineStep({
     await partition.formatPartitions(layout, nodes, libraryOpts);
     if (layout.volumeGroups.length > 0) {
       // Registered before anything is mounted on them, so unwound after those mounts.
-      io.cleanup.add(`deactivate volume groups ${layout.volumeGroups.map((g) => g.name).join(', ')}`, async ({ strict, warn }) => {
-        try {
-          await partition.deactivateLayoutGroups(layout, nodes);
-        } catch (e) {
-          if (strict) throw e;
-          warn(`could not deactivate ${layout.volumeGroups.map((g) => g.name).join(', ')}: ${(e as Error).message}`);
-        }
-      });
+      holdVolumeGroups(io, layout.volumeGroups.map((g) => g.name), [...nodes.values()]);
       await partition.makeVolumeGroups(layout, nodes, libraryOpts);
     }
     ctx.applied = (await partition.readBack(layout, ctx.diskShown, device, nodes, io.runOpts)).partitions;
