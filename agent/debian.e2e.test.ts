@@ -45,8 +45,8 @@ let ref: DebianReference;
 // B's disk: the LVM reference of the last test.
 let diskB: string;
 
-const boot = async (name: string, disk: string, format: 'raw' | 'qcow2', uefi: boolean) => {
-  const r = await bootReport(name, disk, { format, uefi, workDir: join(work, `${name}-boot`), timeoutMs: BOOT_TIMEOUT_MS });
+const boot = async (name: string, disk: string, format: 'raw' | 'qcow2', uefi: boolean, secureBoot = false) => {
+  const r = await bootReport(name, disk, { format, uefi, secureBoot, workDir: join(work, `${name}-boot`), timeoutMs: BOOT_TIMEOUT_MS });
   process.stdout.write(`debian ${name}: QEMU start to the system's report ${r.seconds} s wall\n`);
   return r;
 };
@@ -121,16 +121,17 @@ after: poweroff
     const diskA = join(work, 'a.qcow2');
     diskB = join(work, 'b.qcow2');
     const iso = (await planPe('deploy', 'debian')).iso;
-    const deployOn = async (name: string, s: string, disk: string, mac: string, uefi: boolean, size = DISK_SIZE) => {
-      const run = await withVm(`deploy ${name}`, startVm({ iso, uefi, mac, disks: [{ path: disk, size }], share: s, workDir: join(work, `deploy-${name}`), lifetimeMs: JOB_TIMEOUT_MS + 180_000 }), (vm) => runAgent(vm, 'deployed', JOB_TIMEOUT_MS));
+    const deployOn = async (name: string, s: string, disk: string, mac: string, uefi: boolean, size = DISK_SIZE, secureBoot = false) => {
+      const run = await withVm(`deploy ${name}`, startVm({ iso, uefi, secureBoot, mac, disks: [{ path: disk, size }], share: s, workDir: join(work, `deploy-${name}`), lifetimeMs: JOB_TIMEOUT_MS + 180_000 }), (vm) => runAgent(vm, 'deployed', JOB_TIMEOUT_MS));
       process.stdout.write(`debian deploy ${name}: PE start to deployed ${run.seconds.toFixed(1)} s wall; initramfs ${run.stepSeconds.initramfs?.toFixed(1) ?? 'skipped'}\n`);
       return run;
     };
     // allSettled: a failure of one must not leave the other VM running past the test.
-    const [a, b] = settled(await Promise.allSettled([deployOn('A', shareA, diskA, MAC_A, true), deployOn('B', shareB, diskB, MAC_B, false, LVM_DISK_SIZE)]));
+    // A's machine has Secure Boot on: the PE starts through shim, the image's own signed chain is installed, and its copy must pass the same firmware.
+    const [a, b] = settled(await Promise.allSettled([deployOn('A', shareA, diskA, MAC_A, true, DISK_SIZE, true), deployOn('B', shareB, diskB, MAC_B, false, LVM_DISK_SIZE)]));
     expect(a.end).toMatchObject({ type: 'deployed', hostname: 'deb-a-525400000d0a' });
     expect(b.end).toMatchObject({ type: 'deployed', hostname: 'deb-b-525400000d0b' });
-    expect(a.steps).toEqual(expect.arrayContaining([expect.stringMatching(/^check: .*layout re-planned: root shrunk from 5\.\d+ GiB on the reference to 2\.\d+ GiB/), expect.stringMatching(/^remap: 6 references in \/etc\/fstab, \/etc\/initramfs-tools\/conf\.d\/resume$/), expect.stringMatching(/^initramfs: update-initramfs for /), expect.stringMatching(/^bootloader: the image's grub-install, BIOS, UEFI \/EFI\/BOOT\/BOOTX64\.EFI/)]));
+    expect(a.steps).toEqual(expect.arrayContaining([expect.stringMatching(/^check: .*layout re-planned: root shrunk from 5\.\d+ GiB on the reference to 2\.\d+ GiB/), expect.stringMatching(/^remap: 6 references in \/etc\/fstab, \/etc\/initramfs-tools\/conf\.d\/resume$/), expect.stringMatching(/^initramfs: update-initramfs for /), expect.stringMatching(/^bootloader: the image's grub-install, BIOS, UEFI \/EFI\/BOOT\/BOOTX64\.EFI \(shim and signed GRUB from the image's packages\)/)]));
     expect(b.steps).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^format: .*pv: LVM2_member.*vg0\/root: ext4, vg0\/home: ext4; volume group vg0: root \d\.\d+ GiB, home 200 MiB$/),
@@ -143,7 +144,7 @@ after: poweroff
     // The ESP was mounted in the PE and the image's own grub-install wrote it: no fallback warning.
     expect(a.warnings.filter((w) => w.includes('ESP cannot be mounted'))).toEqual([]);
 
-    const [bootA, bootB] = settled(await Promise.allSettled([boot('A', diskA, 'qcow2', true), boot('B', diskB, 'qcow2', false)]));
+    const [bootA, bootB] = settled(await Promise.allSettled([boot('A', diskA, 'qcow2', true, true), boot('B', diskB, 'qcow2', false)]));
     for (const [r, hostname] of [
       [bootA, 'deb-a-525400000d0a'],
       [bootB, 'deb-b-525400000d0b'],
@@ -153,6 +154,9 @@ after: poweroff
       expect(r['machine-id']).toMatch(/^[0-9a-f]{32}$/);
       expect(r.hostkey).toMatch(/^SHA256:/);
     }
+    // A booted with Secure Boot enforced, its kernel locked down as Debian's does under it.
+    expect(bootA).toMatchObject({ secureboot: '1', lockdown: 'integrity' });
+    expect(bootB).toMatchObject({ secureboot: '', lockdown: 'none' });
     // A's filesystems are new; B's carry the reference's UUIDs, as its plan asked.
     expect(bootA.root).not.toBe(ref.uuids.root);
     expect(bootA.swap).not.toContain(ref.uuids.swap);

@@ -56,22 +56,29 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
+// UEFI with Secure Boot enforced: the PE starts through shim in lockdown, mounts the share with
+// CIFS's signed modules, and the disk it writes (the fixture has no shim of its own, so the PE's
+// signed chain) must pass the same firmware.
 describe.each([
   ['UEFI', true],
   ['BIOS', false],
 ])('deploy from the PE ISO to a blank GPT disk, booted by %s', (firmware, uefi) => {
+  const secureBoot = uefi;
   const disk = () => join(work, `${firmware}.qcow2`);
 
   it('deploys from the plan on the SMB share, and the deployed disk boots with the plan hostname and a new machine-id', async () => {
     await writeFile(join(share, 'plan.yaml'), plan(firmware.toLowerCase(), wimSha256));
-    const deployed = await withVm(`${firmware} deploy`, startVm({ iso: build.iso, uefi, disks: [{ path: disk(), size: DISK_SIZE }], share, workDir: join(work, `${firmware}-pe`), lifetimeMs: DEPLOY_TIMEOUT_MS + 30_000 }), async (vm) => {
+    const deployed = await withVm(`${firmware} deploy`, startVm({ iso: build.iso, uefi, secureBoot, disks: [{ path: disk(), size: DISK_SIZE }], share, workDir: join(work, `${firmware}-pe`), lifetimeMs: DEPLOY_TIMEOUT_MS + 30_000 }), async (vm) => {
       const ready = await vm.waitForEvent('ready', BOOT_TIMEOUT_MS);
       expect(ready.plan).toBe(TEST_PLAN_URL);
+      expect(ready.firmware).toEqual(secureBoot ? { type: 'uefi', secureBoot: true, lockdown: 'integrity' } : { type: 'bios', secureBoot: false, lockdown: 'none' });
       const done = await vm.waitForEvent('deployed', DEPLOY_TIMEOUT_MS);
       // The plan says poweroff: the PE turns the machine off by itself.
       await vm.waitForExit(60_000);
       const steps = vm.events.filter((e) => e.type === 'step' && e.status === 'done').map((e) => (e.type === 'step' ? e.step : ''));
       expect(steps).toEqual(['plan', 'disk', 'share', 'check', 'partition', 'format', 'apply', 'remap', 'specialize', 'bootloader', 'verify']);
+      const bootloader = vm.events.find((e) => e.type === 'step' && e.step === 'bootloader' && e.status === 'done');
+      if (secureBoot) expect(bootloader?.type === 'step' && bootloader.detail).toContain('UEFI /EFI/BOOT/BOOTX64.EFI (shim and signed GRUB from the PE)');
       process.stdout.write(`${firmware}: PE start to deployed ${vm.elapsedSeconds().toFixed(1)} s wall (${vm.accel.accel})\n`);
       return done;
     });
@@ -81,7 +88,7 @@ describe.each([
     expect(logs).toHaveLength(1);
     expect(await readFile(join(share, 'images/logs', logs[0]!), 'utf8')).toContain('"step":"verify","status":"done"');
 
-    const marker = await withVm(`${firmware} deployed boot`, startVm({ uefi, disks: [{ path: disk() }], workDir: join(work, `${firmware}-boot`), lifetimeMs: BOOT_TIMEOUT_MS + 30_000 }), async (vm) => {
+    const marker = await withVm(`${firmware} deployed boot`, startVm({ uefi, secureBoot, disks: [{ path: disk() }], workDir: join(work, `${firmware}-boot`), lifetimeMs: BOOT_TIMEOUT_MS + 30_000 }), async (vm) => {
       const line = await vm.waitForLine(/DEPLOYED hostname=\S+ machine-id=\S* marker=\w+/, BOOT_TIMEOUT_MS);
       process.stdout.write(`${firmware}: deployed disk booted to its init in ${vm.elapsedSeconds().toFixed(1)} s wall\n`);
       return line;

@@ -6,6 +6,7 @@ import { parseAgentCommandLine, type AgentCommandLine } from './cmdline.js';
 import { runTechnicianConsole } from './console/index.js';
 import { deploy } from './deploy/index.js';
 
+import { readFirmwareState } from './firmware.js';
 import { disksFromSysBlock, findBootMedium, readSysBlock } from './disks.js';
 import { stampEvent, type EventBody } from './events/line.js';
 import type { AgentEvent, Disk, RunEvent } from './events/index.js';
@@ -20,7 +21,8 @@ const EMBEDDED_PLAN = '/etc/imagepe/plan.json';
 const AFTER_FILE = '/run/imagepe/after';
 const NETWORK_WAIT_MS = 90_000;
 
-const outputs = AgentOutputs.fromEnvironment();
+// Opened when the agent starts, not when the module loads: the build loads it to make its code cache.
+let outputs: AgentOutputs;
 
 function emit(body: EventBody<AgentEvent>): void {
   outputs.event(stampEvent(body) as AgentEvent);
@@ -87,6 +89,8 @@ async function main(): Promise<number> {
     plan: planLocation,
     disks,
     bootMedium,
+    firmware: readFirmwareState(),
+    ...codeCacheState(),
     uptimeSeconds: uptime(),
   });
   if (cmdline.mode === 'shell') return 0;
@@ -95,10 +99,20 @@ async function main(): Promise<number> {
   return 0;
 }
 
-try {
-  process.exitCode = await main();
-} catch (e) {
-  // deploy() and capture() announce their own `failed` event; this line covers failures outside them.
-  emit({ type: 'error', code: (e as { code?: string }).code ?? 'INTERNAL', message: e instanceof Error ? e.message : String(e) });
-  process.exitCode = 1;
+/** What the PE's loader says of the code cache (it sets IMAGEPE_CODE_CACHE); nothing when not started by it. */
+function codeCacheState(): { codeCache?: 'accepted' | 'rejected' | 'none' } {
+  const v = process.env.IMAGEPE_CODE_CACHE;
+  return v === 'accepted' || v === 'rejected' || v === 'none' ? { codeCache: v } : {};
+}
+
+/** Runs the agent as the PE starts it; resolves with the exit status. */
+export async function runAgent(): Promise<number> {
+  outputs = AgentOutputs.fromEnvironment();
+  try {
+    return await main();
+  } catch (e) {
+    // deploy() and capture() announce their own `failed` event; this line covers failures outside them.
+    emit({ type: 'error', code: (e as { code?: string }).code ?? 'INTERNAL', message: e instanceof Error ? e.message : String(e) });
+    return 1;
+  }
 }

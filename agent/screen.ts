@@ -13,7 +13,9 @@ export function screenLine(event: AgentEvent): string | undefined {
   switch (event.type) {
     case 'ready': {
       const disks = event.disks.map((d) => `${d.path} ${formatBytes(d.size)}${d.model ? ` ${d.model}` : ''}`).join(', ') || 'none';
-      return `imagepe ${event.mode}: node ${event.node}, kernel ${event.kernel}\n  disks: ${disks}\n  plan: ${event.plan ?? 'none'}\n`;
+      const fw = event.firmware;
+      const firmware = fw ? `\n  firmware: ${fw.type === 'uefi' ? `UEFI, Secure Boot ${fw.secureBoot === null ? 'unknown' : fw.secureBoot ? 'on' : 'off'}` : 'BIOS'}${fw.lockdown && fw.lockdown !== 'none' ? `, kernel lockdown: ${fw.lockdown}` : ''}` : '';
+      return `imagepe ${event.mode}: node ${event.node}, kernel ${event.kernel}${firmware}\n  disks: ${disks}\n  plan: ${event.plan ?? 'none'}\n`;
     }
     case 'step':
       if (event.status === 'started') return `\x1b[K> ${event.step}${event.detail ? `: ${event.detail}` : ''}\n`;

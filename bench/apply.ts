@@ -15,7 +15,7 @@ export async function benchAgentApply(work: string, dataset: string, runs: numbe
   const wim = join(share, 'images/dataset.wim');
   await rm(wim, { force: true });
   await run('wimlib-imagex', ['capture', dataset, wim, 'dataset', '--compress=XPRESS', '--unix-data'], { timeoutMs: 1_800_000 });
-  const agent = join(work, 'agent-deploy.mjs');
+  const agent = join(work, 'agent-deploy.cjs');
   await writeFile(agent, await bundleAgent(join(projectRoot(), 'bench', 'agent-deploy.ts')));
   try {
     return await benchDeployApply(share, 'images/dataset.wim', join(work, 'deploy-apply'), runs, agent);

@@ -18,7 +18,7 @@ const FULL: Results = {
     tarZstd: { createSeconds: 0.8, extractSeconds: 6.9, archiveBytes: 279376814, samples: { create: [0.8], extract: [6.9] } },
   },
   build: { runs: 3, coldSeconds: 5.9, warmSeconds: 0.48, isoBytes: 76353536, initrdBytes: 65377240, coreInitrdBytes: 5177954, samples: { cold: [5.9], warm: [0.48] } },
-  boot: { runs: 3, accel: 'tcg', biosCdToReadySeconds: 17.6, uefiCdToReadySeconds: 19.2, samples: { bios: [17.6], uefi: [19.2] } },
+  boot: { runs: 3, accel: 'tcg', biosCdToReadySeconds: 17.6, uefiCdToReadySeconds: 19.2, secureBootCdToReadySeconds: 30.1, phases: { bios: { firmwareAndMenu: 3, kernelStart: 6, payload: 3, drivers: 2, agentStart: 4 }, uefi: null, secureBoot: null }, samples: { bios: [17.6], uefi: [19.2], secureBoot: [30.1] } },
   deploy: {
     endToEnd: { runs: 3, seconds: 42.5, peToDeployedSeconds: 31, deployedBootSeconds: 11.5, samples: { endToEnd: [42.5], peToDeployed: [31], deployedBoot: [11.5] } },
     apply: { runs: 3, bytes: 631242752, deploySeconds: 1.33, wimlibSeconds: 1.35, throughputRatio: 1.01, deployMiBps: 452, samples: { deploy: [1.33], wimlib: [1.35] } },
@@ -72,7 +72,7 @@ describe('bench table', () => {
   it('shows every figure of a full run, memory included', () => {
     const rows = tableRows({ ...FULL, notMeasured: {} });
     expect(rows.map((r) => r[0])).toEqual([
-      'dataset', 'capture (xpress)', 'WIM size', 'apply', 'tar + zstd -3', 'PE build', 'QEMU start → ready', 'deploy end to end', 'agent apply', 'agent peak RSS', 'wimlib-imagex peak RSS',
+      'dataset', 'capture (xpress)', 'WIM size', 'apply', 'tar + zstd -3', 'PE build', 'QEMU start → ready', '  bios phases', 'deploy end to end', 'agent apply', 'agent peak RSS', 'wimlib-imagex peak RSS',
       'bad plans', 'faults', 'reported deployed wrongly', 'disks touched wrongly', 'secrets leaked', 'idempotent', 'reliability duration',
       'Debian 12 capture (PE)', 'Debian 12 deploy (PE)', 'Debian 12 first boot', 'Debian 12 total',
     ]);
@@ -165,5 +165,19 @@ describe('docs/bench.md', () => {
     const undocumented = leaves(FULL).filter((l) => !docs.some((d) => l === d || l.startsWith(`${d}.`)));
     expect(undocumented).toEqual([]);
     expect(docs.filter((d) => !exists(d))).toEqual([]);
+  });
+});
+
+describe('boot phases', () => {
+  it('splits a boot at the serial milestones, and gives none when one is missing', async () => {
+    const { bootPhases } = await import('./pe.js');
+    const lines = [
+      { at: 4, line: 'imagepe: loading the kernel' },
+      { at: 11, line: 'imagepe: starting the preinstallation environment (6.1.0)' },
+      { at: 14.5, line: 'imagepe: payload mounted' },
+      { at: 16, line: 'imagepe: mode: deploy' },
+    ];
+    expect(bootPhases(lines, 20)).toEqual({ firmwareAndMenu: 4, kernelStart: 7, payload: 3.5, drivers: 1.5, agentStart: 4 });
+    expect(bootPhases(lines.slice(1), 20)).toBeNull();
   });
 });

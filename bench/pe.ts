@@ -16,12 +16,53 @@ export interface BuildFigures {
   samples: { cold: number[]; warm: number[] };
 }
 
+/**
+ * Where a boot's time goes, seconds, from the serial console's milestones: QEMU start to GRUB
+ * starting the entry (`imagepe: loading the kernel`: firmware, GRUB, the menu); then to /init's
+ * first line (GRUB reading kernel and initramfs, the kernel decompressing and starting); to the
+ * payload mounted (storage drivers, the medium found, the squashfs copied to RAM); to the agent
+ * being started (the remaining drivers, the network started); to `ready` (Node.js start-up and
+ * the agent's first look at the disks).
+ */
+export interface BootPhases {
+  firmwareAndMenu: number;
+  kernelStart: number;
+  payload: number;
+  drivers: number;
+  agentStart: number;
+}
+
+export const BOOT_MILESTONES: readonly [keyof BootPhases, RegExp][] = [
+  ['firmwareAndMenu', /imagepe: loading the kernel/],
+  ['kernelStart', /imagepe: starting the preinstallation environment/],
+  ['payload', /imagepe: payload mounted/],
+  ['drivers', /imagepe: mode: /],
+];
+
+/** The phases of one boot from (seconds since start, line) pairs and the ready time; null when a milestone is missing. */
+export function bootPhases(lines: readonly { at: number; line: string }[], readyAt: number): BootPhases | null {
+  const times: number[] = [];
+  for (const [, re] of BOOT_MILESTONES) {
+    const hit = lines.find((l) => re.test(l.line));
+    if (!hit) return null;
+    times.push(hit.at);
+  }
+  const [a, b, c, d] = times as [number, number, number, number];
+  return { firmwareAndMenu: a, kernelStart: b - a, payload: c - b, drivers: d - c, agentStart: readyAt - d };
+}
+
+export type BootKind = 'bios' | 'uefi' | 'secureBoot';
+
 export interface BootFigures {
   runs: number;
   accel: string;
   biosCdToReadySeconds: number;
   uefiCdToReadySeconds: number;
-  samples: { bios: number[]; uefi: number[] };
+  /** UEFI with Secure Boot enforced (OVMF with Microsoft's keys on a q35 with SMM), through shim and the signed GRUB. */
+  secureBootCdToReadySeconds: number;
+  /** Medians of each phase for each kind of boot (each phase its own median). */
+  phases: Record<BootKind, BootPhases | null>;
+  samples: { bios: number[]; uefi: number[]; secureBoot: number[] };
 }
 
 export interface EndToEndFigures {
@@ -63,21 +104,47 @@ export async function benchBuild(work: string, runs: number): Promise<{ figures:
 
 /** Wall seconds from QEMU's start to the agent's ready event, as a user waits for it. */
 export async function benchBoot(iso: string, work: string, runs: number): Promise<BootFigures> {
-  const samples = { bios: [] as number[], uefi: [] as number[] };
+  const kinds: BootKind[] = ['bios', 'uefi', 'secureBoot'];
+  const samples: BootFigures['samples'] = { bios: [], uefi: [], secureBoot: [] };
+  const phaseSamples: Record<BootKind, BootPhases[]> = { bios: [], uefi: [], secureBoot: [] };
   let accel = '';
   for (let i = 0; i < runs; i++) {
-    for (const uefi of [false, true]) {
-      const vm = await startVm({ iso, uefi, disks: [{ path: join(work, `boot-${i}-${uefi}.qcow2`), size: '2GiB' }], workDir: join(work, `boot-${i}-${uefi}`), lifetimeMs: 180_000 });
+    for (const kind of kinds) {
+      const lines: { at: number; line: string }[] = [];
+      let started = Date.now();
+      const vm = await startVm({
+        iso,
+        uefi: kind !== 'bios',
+        secureBoot: kind === 'secureBoot',
+        disks: [{ path: join(work, `boot-${i}-${kind}.qcow2`), size: '2GiB' }],
+        workDir: join(work, `boot-${i}-${kind}`),
+        lifetimeMs: 180_000,
+        onSerialLine: (line) => lines.push({ at: (Date.now() - started) / 1000, line }),
+      });
+      started = vm.startedAt;
       try {
         await vm.waitForEvent('ready', 150_000);
-        (uefi ? samples.uefi : samples.bios).push(vm.elapsedSeconds());
+        const at = vm.elapsedSeconds();
+        samples[kind].push(at);
+        const phases = bootPhases(lines, at);
+        if (phases) phaseSamples[kind].push(phases);
         accel = vm.accel.accel;
       } finally {
         await vm.stop();
       }
     }
   }
-  return { runs, accel, biosCdToReadySeconds: median(samples.bios), uefiCdToReadySeconds: median(samples.uefi), samples };
+  const medianPhases = (list: BootPhases[]): BootPhases | null =>
+    list.length === 0 ? null : (Object.fromEntries(BOOT_MILESTONES.map(([k]) => k).concat('agentStart').map((k) => [k, median(list.map((p) => p[k as keyof BootPhases]))])) as unknown as BootPhases);
+  return {
+    runs,
+    accel,
+    biosCdToReadySeconds: median(samples.bios),
+    uefiCdToReadySeconds: median(samples.uefi),
+    secureBootCdToReadySeconds: median(samples.secureBoot),
+    phases: { bios: medianPhases(phaseSamples.bios), uefi: medianPhases(phaseSamples.uefi), secureBoot: medianPhases(phaseSamples.secureBoot) },
+    samples,
+  };
 }
 
 /** The whole product (UEFI), `runs` times on a new disk: the PE deploys from the SMB share, then the disk boots alone. */

@@ -50,7 +50,12 @@ export function tableRows(r: Results): [string, string, string][] {
     );
   }
   if (r.build) rows.push(['PE build', `cold ${r.build.coldSeconds.toFixed(1)} s, warm ${r.build.warmSeconds.toFixed(2)} s`, `ISO ${formatBytes(r.build.isoBytes)}, core initrd ${formatBytes(r.build.coreInitrdBytes)}`]);
-  if (r.boot) rows.push(['QEMU start → ready', `BIOS ${r.boot.biosCdToReadySeconds.toFixed(1)} s, UEFI ${r.boot.uefiCdToReadySeconds.toFixed(1)} s`, `as CD, ${r.boot.accel}`]);
+  if (r.boot) {
+    rows.push(['QEMU start → ready', `BIOS ${r.boot.biosCdToReadySeconds.toFixed(1)} s, UEFI ${r.boot.uefiCdToReadySeconds.toFixed(1)} s, Secure Boot ${r.boot.secureBootCdToReadySeconds.toFixed(1)} s`, `as CD, ${r.boot.accel}`]);
+    for (const [kind, p] of Object.entries(r.boot.phases)) {
+      if (p) rows.push([`  ${kind} phases`, `${p.firmwareAndMenu.toFixed(1)} + ${p.kernelStart.toFixed(1)} + ${p.payload.toFixed(1)} + ${p.drivers.toFixed(1)} + ${p.agentStart.toFixed(1)} s`, 'firmware+menu, kernel start, payload, drivers, Node.js+agent']);
+    }
+  }
   const e = r.deploy.endToEnd;
   if (e) rows.push(['deploy end to end', `${e.seconds.toFixed(1)} s`, `PE → deployed ${e.peToDeployedSeconds.toFixed(1)} s + disk boot ${e.deployedBootSeconds.toFixed(1)} s (UEFI)`]);
   const a = r.deploy.apply;

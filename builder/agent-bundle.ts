@@ -3,10 +3,12 @@ import { ImagepeError } from '../core/index.js';
 import { projectRoot } from './paths.js';
 
 /**
- * The agent as one ES module for the PE's Node.js: every import (zod included) is inlined, so
- * the PE needs no node_modules.
+ * The agent as one CommonJS file for the PE's Node.js: every import (zod included) is inlined, so
+ * the PE needs no node_modules. CommonJS because the PE's loader (templates/agent-loader.cjs)
+ * compiles it with vm.Script and a V8 code cache made at build time, which ES modules cannot use
+ * on Node.js 20.
  */
-export async function bundleAgent(entry = join(projectRoot(), 'agent', 'main.ts')): Promise<Buffer> {
+export async function bundleAgent(entry = join(projectRoot(), 'agent', 'pe-entry.ts')): Promise<Buffer> {
   // Loaded on demand: esbuild is a development dependency, and only builds need it.
   let build: typeof import('esbuild').build;
   try {
@@ -19,15 +21,17 @@ export async function bundleAgent(entry = join(projectRoot(), 'agent', 'main.ts'
       entryPoints: [entry],
       bundle: true,
       platform: 'node',
-      format: 'esm',
+      format: 'cjs',
       target: 'node20',
       write: false,
       minify: true,
       legalComments: 'none',
       logLevel: 'silent',
-      // CommonJS dependencies inlined into an ES module still call require() for node builtins.
-      banner: { js: "// imagepe agent (bundled)\nimport { createRequire as __imagepeRequire } from 'node:module';\nconst require = __imagepeRequire(import.meta.url);" },
+      banner: { js: '// imagepe agent (bundled)' },
     });
+    // import.meta has no value in CommonJS: code that needs it would break only in the PE.
+    const metaWarnings = result.warnings.filter((w) => w.text.includes('import.meta'));
+    if (metaWarnings.length > 0) throw new Error(`the agent uses import.meta, which a CommonJS bundle lacks: ${metaWarnings.map((w) => `${w.location?.file}:${w.location?.line}`).join(', ')}`);
     const out = result.outputFiles[0];
     if (!out) throw new Error('esbuild produced no output');
     return Buffer.from(out.contents);

@@ -7,6 +7,7 @@ import { readBootReport } from '../iso/index.js';
 import { parseEventLine } from '../agent/events/index.js';
 import { sharedTestBuild } from '../qemu-tests/shared-build.js';
 import { bundleAgent, buildPe, libraryClosure, parseBuildConfig, readElfFile, type BuildResult } from './index.js';
+import { AGENT_NODE_FLAGS } from './initramfs.js';
 
 const sha256 = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');
 
@@ -65,7 +66,7 @@ describe('imagepe build', () => {
     const payload = await listSquashfs(join(work, 'pe.sqfs'));
     const v = build.kernel.version;
     const inCore = [
-      'init', 'dev/console', 'usr/bin/busybox', 'usr/share/imagepe/agent.mjs', 'usr/share/imagepe/udhcpc.script',
+      'init', 'dev/console', 'usr/bin/busybox', 'usr/share/imagepe/agent.cjs', 'usr/share/imagepe/agent-loader.cjs', 'usr/share/imagepe/agent.cache', 'usr/share/imagepe/udhcpc.script',
       `usr/lib/modules/${v}/modules.dep`, `usr/lib/modules/${v}/modules.alias`,
       `usr/lib/modules/${v}/kernel/drivers/block/virtio_blk.ko`, `usr/lib/modules/${v}/kernel/drivers/nvme/host/nvme.ko`,
       `usr/lib/modules/${v}/kernel/drivers/scsi/sd_mod.ko`, `usr/lib/modules/${v}/kernel/drivers/usb/storage/usb-storage.ko`,
@@ -111,7 +112,35 @@ describe('imagepe build', () => {
     expect(report.systemArea).toMatch(/grub2-mbr/);
     expect(report.systemArea).toMatch(/GPT/);
     expect(report.volumeId).toBe(build.volumeId);
-    expect(build.isoBytes).toBeLessThanOrEqual(80 * 1024 * 1024);
+    // 80 MiB before Secure Boot; the signed chain adds about 6 MiB to the ESP (shim, the signed CD
+    // GRUB, MokManager) and 4 MiB of the same kind to the payload, for deployed disks.
+    expect(build.isoBytes).toBeLessThanOrEqual(90 * 1024 * 1024);
+  });
+
+  it('puts the signed chain on the ESP: shim at the removable path, the signed CD GRUB beside it, its config at its prefix', async () => {
+    const table = JSON.parse((await run('sfdisk', ['--json', build.iso])).stdout) as { partitiontable: { sectorsize?: number; partitions: { start: number; type: string }[] } };
+    const esp = table.partitiontable.partitions.find((p) => /C12A7328-F81F-11D2-BA4B-00A0C93EC93B/i.test(p.type));
+    expect(esp).toBeDefined();
+    const image = `${build.iso}@@${esp!.start * (table.partitiontable.sectorsize ?? 512)}`;
+    const env = { MTOOLS_SKIP_CHECK: '1' };
+    const copy = async (path: string) => {
+      const to = join(work, path.replace(/\//g, '_'));
+      await run('mcopy', ['-n', '-i', image, `::${path}`, to], { env });
+      return readFile(to);
+    };
+    expect((await copy('/EFI/BOOT/BOOTX64.EFI')).equals(await readFile('/usr/lib/shim/shimx64.efi.signed'))).toBe(true);
+    expect((await copy('/EFI/BOOT/grubx64.efi')).equals(await readFile('/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed'))).toBe(true);
+    expect((await copy('/EFI/BOOT/mmx64.efi')).equals(await readFile('/usr/lib/shim/mmx64.efi.signed'))).toBe(true);
+    const cfg = (await copy('/boot/grub/grub.cfg')).toString('utf8');
+    expect(cfg).toMatch(/^search --no-floppy --set=root --file \/imagepe-/m);
+    expect(cfg).toContain('configfile $prefix/grub.cfg');
+    // The fallback the signed CD GRUB searches for, on the ISO.
+    await extractFromIso(build.iso, '/.disk/info', join(work, 'info'));
+    expect(await readFile(join(work, 'info'), 'utf8')).toBe(`imagepe PE ${build.volumeId}\n`);
+    // The PE carries the disk GRUB and shim for deployed disks, at their packaged paths.
+    await extractFromIso(build.iso, '/imagepe/pe.sqfs', join(work, 'pe-sb.sqfs'));
+    const payload = await listSquashfs(join(work, 'pe-sb.sqfs'));
+    for (const f of ['usr/lib/shim/shimx64.efi.signed', 'usr/lib/shim/mmx64.efi.signed', 'usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed']) expect(payload.has(f) ? f : `missing: ${f}`).toBe(f);
   });
 
   it('writes the PXE bundle', async () => {
@@ -119,6 +148,13 @@ describe('imagepe build', () => {
     expect(ipxe).toMatch(/^#!ipxe/);
     expect(ipxe).toContain('kernel vmlinuz initrd=initrd.img');
     expect(await readFile(build.pxe.grubConfig, 'utf8')).toContain('initrd $imagepe_dir/initrd.img');
+    // UEFI network boot with Secure Boot: shim, the signed network GRUB under the name shim
+    // loads, and the config at that GRUB's prefix (/grub), which finds the kernel beside grub/.
+    const sb = build.pxe.secureBoot!;
+    expect((await readFile(sb.shim)).equals(await readFile('/usr/lib/shim/shimx64.efi.signed'))).toBe(true);
+    expect((await readFile(sb.grub)).equals(await readFile('/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed'))).toBe(true);
+    expect(sb.grubConfig).toBe(join(build.pxe.dir, 'grub', 'grub.cfg'));
+    expect(await readFile(sb.grubConfig, 'utf8')).toContain('"$prefix"');
     expect((await stat(build.pxe.kernel)).size).toBeGreaterThan(1_000_000);
   });
 
@@ -140,10 +176,31 @@ describe('imagepe build', () => {
 });
 
 describe('agent bundle', () => {
+  it("the PE's loader takes the build's code cache, with the PE's Node.js and flags", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'imagepe-cache-'));
+    try {
+      await extractFromIso((await sharedTestBuild()).iso, '/boot/initrd.img', join(dir, 'core.img'));
+      const core = await listInitramfs(join(dir, 'core.img'), dir);
+      expect(core.get('usr/share/imagepe/agent.cache')).toBe('');
+      await run('cpio', ['-id', '--quiet', '-F', join(dir, 'initrd.cpio'), 'usr/share/imagepe/*'], { cwd: dir });
+      const loader = join(dir, 'usr/share/imagepe/agent-loader.cjs');
+      // The top level runs, the agent is held back (as when the build made the cache); the
+      // loader says what V8 did with the cache.
+      const probe = "require('node:vm'); globalThis.imagepeHoldAgent = true; require(process.argv[1]); process.stdout.write(process.env.IMAGEPE_CODE_CACHE)";
+      const r = await run(process.execPath, [...AGENT_NODE_FLAGS, '-e', probe, loader], { timeoutMs: 30_000 });
+      expect(r.stdout).toBe('accepted');
+      // Without the PE's flags V8 refuses it, and the agent still loads (compiled from scratch).
+      const plain = await run(process.execPath, ['-e', probe, loader], { timeoutMs: 30_000 });
+      expect(plain.stdout).toBe('rejected');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('runs under plain node without node_modules and prints a ready event', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'imagepe-agent-'));
     try {
-      const file = join(dir, 'agent.mjs');
+      const file = join(dir, 'agent.cjs');
       const bundle = await bundleAgent();
       // Everything the deploy needs is inlined; under emulation parsing costs time, so it stays small.
       expect(bundle.length).toBeLessThan(1024 * 1024);

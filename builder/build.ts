@@ -2,7 +2,20 @@ import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, chmod, copyFile, constants, mkdir, readdir, readFile, rename, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findTool, ignoreEvents, removeQuietly, run, type EventSink } from '../core/index.js';
+import {
+  fileSignatureBytes,
+  findSignedChain,
+  findTool,
+  ignoreEvents,
+  ImagepeError,
+  removeQuietly,
+  run,
+  SHIM_SECOND_STAGE,
+  signedChainInstallHint,
+  SIGNED_GRUB_PREFIX,
+  type EventSink,
+  type SignedChainPart,
+} from '../core/index.js';
 import {
   earlyGrubConfig,
   makeEspImage,
@@ -12,13 +25,14 @@ import {
   renderIpxeScript,
   writeIso,
   type BootEntry,
+  type EspFile,
   type MenuOptions,
 } from '../iso/index.js';
 import { bundleAgent } from './agent-bundle.js';
 import type { BuildConfig } from './config.js';
 import { writeCpio, type FileTree } from './cpio.js';
 import { stripToLoadedBytes } from './elf.js';
-import { PAYLOAD_PATH, composeInitramfs, splitPayload, type InitramfsManifest } from './initramfs.js';
+import { AGENT_CODE_CACHE_PATH, AGENT_LOADER_PATH, AGENT_NODE_FLAGS, AGENT_PATH, PAYLOAD_PATH, composeInitramfs, splitPayload, type InitramfsManifest } from './initramfs.js';
 import { resolveKernel, type KernelChoice } from './kernel.js';
 import { defaultCacheDir, templatePath } from './paths.js';
 
@@ -45,6 +59,13 @@ export interface PxeBundle {
   initrd: string;
   ipxeScript: string;
   grubConfig: string;
+  /**
+   * The Secure Boot chain for UEFI network boot, when the build has one: the DHCP boot file is
+   * `shim` (bootx64.efi), which loads `grub` (grubx64.efi, Debian's signed network GRUB) from the
+   * same TFTP folder, which reads `grubConfig` (grub/grub.cfg) from the TFTP root: the bundle's
+   * folder must be the TFTP root.
+   */
+  secureBoot?: { shim: string; grub: string; grubConfig: string };
 }
 
 export interface BuildResult {
@@ -67,7 +88,35 @@ export interface BuildResult {
   warnings: string[];
 }
 
-const OUTPUT_FILES = ['imagepe.iso', 'vmlinuz', 'initrd.img', 'boot.ipxe', 'grub.cfg'] as const;
+const PXE_FILES = ['vmlinuz', 'initrd.img', 'boot.ipxe', 'grub.cfg'] as const;
+/** The signed network chain's files in the PXE bundle: shim, the name shim loads next, MokManager, the signed GRUB's config. */
+const PXE_SIGNED_FILES = ['bootx64.efi', SHIM_SECOND_STAGE, 'mmx64.efi', `${SIGNED_GRUB_PREFIX.grubNet.slice(1)}/grub.cfg`] as const;
+/** Parts of the signed chain a build needs; MokManager is taken when present. */
+const SIGNED_PARTS_NEEDED: readonly SignedChainPart[] = ['shim', 'grubCd', 'grubNet', 'grubDisk'];
+
+/** Text of /.disk/info, the file the signed CD GRUB searches for when its own prefix is not on the ESP. */
+function diskInfo(volumeId: string): string {
+  return `imagepe PE ${volumeId}\n`;
+}
+
+/**
+ * The signed chain on this machine for a build that asks for it: every part's path, or NOT_FOUND
+ * naming the packages. A kernel without a signature only warns: it still boots with Secure Boot off.
+ */
+export async function signedChainForBuild(kernelImage: string, root = '/'): Promise<{ files: Partial<Record<SignedChainPart, string>>; warnings: string[] }> {
+  const { found, missing } = await findSignedChain(root, [...SIGNED_PARTS_NEEDED, 'mokManager']);
+  const needed = missing.filter((m) => SIGNED_PARTS_NEEDED.includes(m));
+  if (needed.length > 0) {
+    throw new ImagepeError('NOT_FOUND', `the signed boot chain for Secure Boot is not installed on this machine (missing: ${needed.join(', ')})`, {
+      hint: `${signedChainInstallHint(needed)} (scripts/setup does), or set secureBoot: false in imagepe.yaml for a PE that boots only with Secure Boot off.`,
+    });
+  }
+  const warnings: string[] = [];
+  if (missing.includes('mokManager')) warnings.push(`MokManager is not installed (${signedChainInstallHint(['mokManager'])}): a refused signature cannot be enrolled from the PE's boot`);
+  const signature = await fileSignatureBytes(kernelImage).catch(() => 0);
+  if (signature === 0) warnings.push(`the kernel ${kernelImage} carries no signature: with Secure Boot on, the signed GRUB refuses to start it`);
+  return { files: found, warnings };
+}
 const SIZES_FILE = 'sizes.json';
 
 /** The kernel command line of a menu entry. */
@@ -84,6 +133,19 @@ export function kernelArgs(config: BuildConfig, mode: string, entryArgs: readonl
 
 export function bootEntries(config: BuildConfig, volumeId: string | null): BootEntry[] {
   return config.menu.entries.map((e) => ({ id: e.id, title: e.title, args: kernelArgs(config, e.mode, e.args, volumeId) }));
+}
+
+/**
+ * Seconds the boot menu counts down. None when the boot needs no choice: a plan is embedded or
+ * named on every entry's command line, so the PE deploys unattended (the menu is still reached
+ * by pressing Esc as GRUB starts). `menu.countdown: always` keeps the configured countdown.
+ */
+export function menuTimeout(config: BuildConfig): number {
+  if (config.menu.countdown === 'always') return config.menu.timeoutSeconds;
+  const planNamed = (args: readonly string[]) => args.some((a) => a.startsWith('imagepe.plan='));
+  const chosen = config.menu.entries.find((e) => e.id === config.menu.default);
+  const unattended = config.plan !== undefined || planNamed(config.kernelArgs) || (chosen !== undefined && chosen.mode !== 'shell' && planNamed(chosen.args));
+  return unattended ? 0 : config.menu.timeoutSeconds;
 }
 
 /** The ISO volume id: the configured name and part of the cache key, so each build is told apart. */
@@ -260,14 +322,17 @@ export async function buildPe(options: BuildOptions): Promise<BuildResult> {
 
   step('manifest', 'started');
   const kernel = await resolveKernel(config.kernel);
+  const signed = config.secureBoot ? await signedChainForBuild(kernel.image) : undefined;
   const agentBundle = await bundleAgent();
   const epoch = await chooseSourceDateEpoch(config, kernel, options.sourceDateEpoch);
-  const manifest = await composeInitramfs({ config, kernel, agentBundle, buildInfo: { builderFormat: BUILDER_FORMAT, kernel: kernel.version, sourceDateEpoch: epoch } });
+  const carried = signed ? [signed.files.shim, signed.files.mokManager, signed.files.grubDisk].filter((f): f is string => f !== undefined) : [];
+  const manifest = await composeInitramfs({ config, kernel, agentBundle, signedChain: carried, buildInfo: { builderFormat: BUILDER_FORMAT, kernel: kernel.version, sourceDateEpoch: epoch } });
+  manifest.warnings.push(...(signed?.warnings ?? []));
   for (const w of manifest.warnings) events({ type: 'message', operation: 'build', level: 'warning', text: w });
   const grubTemplates = { grubCfg: await readFile(templatePath('grub.cfg'), 'utf8'), menuEntry: await readFile(templatePath('menuentry.cfg'), 'utf8') };
   const ipxeTemplate = await readFile(templatePath('boot.ipxe'), 'utf8');
   const tools = ['xorriso', 'grub-mkimage', 'mformat', 'zstd', 'depmod', 'mksquashfs'].map((t) => findTool(t) ?? t);
-  const key = await cacheKeyFor(manifest, config, epoch, [...tools, grubTemplates.grubCfg, grubTemplates.menuEntry, ipxeTemplate, '/usr/lib/grub/i386-pc/boot_hybrid.img']);
+  const key = await cacheKeyFor(manifest, config, epoch, [...tools, grubTemplates.grubCfg, grubTemplates.menuEntry, ipxeTemplate, '/usr/lib/grub/i386-pc/boot_hybrid.img', ...Object.values(signed?.files ?? {}).sort()]);
   step('manifest', 'done', key.slice(0, 12));
 
   const cacheDir = options.cacheDir ?? defaultCacheDir();
@@ -279,7 +344,7 @@ export async function buildPe(options: BuildOptions): Promise<BuildResult> {
     const work = join(cacheDir, `tmp-${randomBytes(4).toString('hex')}`);
     await mkdir(work, { recursive: true });
     try {
-      await buildInto(work, { config, manifest, epoch, volumeId, grubTemplates, ipxeTemplate, signal, step });
+      await buildInto(work, { config, manifest, epoch, volumeId, grubTemplates, ipxeTemplate, signed: signed?.files, signal, step });
       await writeFile(join(work, 'out', 'result.json'), JSON.stringify({ key, volumeId, kernel: kernel.version, epoch }));
       await mkdir(join(cacheDir, 'builds'), { recursive: true });
       await publishEntry(join(work, 'out'), entry);
@@ -295,11 +360,25 @@ export async function buildPe(options: BuildOptions): Promise<BuildResult> {
   const iso = join(options.outputDir, 'imagepe.iso');
   const pxeDir = join(options.outputDir, 'pxe');
   await copyOut(join(entry, 'imagepe.iso'), iso);
-  for (const f of OUTPUT_FILES.slice(1)) await copyOut(join(entry, f), join(pxeDir, f));
+  for (const f of PXE_FILES) await copyOut(join(entry, f), join(pxeDir, f));
+  for (const f of PXE_SIGNED_FILES) {
+    // A bundle built without the signed chain must not keep an earlier build's.
+    if (signed) {
+      await mkdir(dirname(join(pxeDir, f)), { recursive: true });
+      await copyOut(join(entry, f), join(pxeDir, f));
+    } else await removeQuietly(join(pxeDir, f));
+  }
   if (!haveCached) await pruneCache(join(cacheDir, 'builds'), KEEP_CACHED_BUILDS);
   return {
     iso,
-    pxe: { dir: pxeDir, kernel: join(pxeDir, 'vmlinuz'), initrd: join(pxeDir, 'initrd.img'), ipxeScript: join(pxeDir, 'boot.ipxe'), grubConfig: join(pxeDir, 'grub.cfg') },
+    pxe: {
+      dir: pxeDir,
+      kernel: join(pxeDir, 'vmlinuz'),
+      initrd: join(pxeDir, 'initrd.img'),
+      ipxeScript: join(pxeDir, 'boot.ipxe'),
+      grubConfig: join(pxeDir, 'grub.cfg'),
+      ...(signed ? { secureBoot: { shim: join(pxeDir, PXE_SIGNED_FILES[0]), grub: join(pxeDir, PXE_SIGNED_FILES[1]), grubConfig: join(pxeDir, PXE_SIGNED_FILES[3]) } } : {}),
+    },
     kernel,
     volumeId,
     cacheKey: key,
@@ -342,6 +421,31 @@ async function makeSquashfs(payload: FileTree, strip: ReadonlySet<string>, stage
   await removeQuietly(stage);
 }
 
+/**
+ * The V8 code cache of the agent, made by the Node.js binary the PE carries running the PE's own
+ * loader with the PE's flags: it loads the agent's top level (the agent itself held back) and
+ * writes what V8 compiled. The key of the build covers the bundle and that binary, so the cache
+ * is not part of it. Throws COMMAND_FAILED with node's stderr when the agent cannot load.
+ */
+async function makeAgentCodeCache(manifest: InitramfsManifest, dir: string, signal?: AbortSignal): Promise<Buffer> {
+  await mkdir(dir, { recursive: true });
+  for (const path of [AGENT_PATH, AGENT_LOADER_PATH]) {
+    const entry = manifest.tree.get(path);
+    if (entry?.kind !== 'data') throw new Error(`${path} is not in the PE`);
+    await writeFile(join(dir, path.split('/').pop()!), entry.data);
+  }
+  const out = join(dir, 'agent.cache');
+  await run(manifest.node, [...AGENT_NODE_FLAGS, join(dir, 'agent-loader.cjs')], {
+    what: "making the agent's code cache",
+    env: { IMAGEPE_MAKE_CODE_CACHE: out },
+    timeoutMs: 60_000,
+    ...(signal ? { signal } : {}),
+  });
+  const cache = await readFile(out);
+  await removeQuietly(dir);
+  return cache;
+}
+
 interface BuildIntoArgs {
   config: BuildConfig;
   manifest: InitramfsManifest;
@@ -349,6 +453,8 @@ interface BuildIntoArgs {
   volumeId: string;
   grubTemplates: { grubCfg: string; menuEntry: string };
   ipxeTemplate: string;
+  /** The signed chain's files, or undefined for the unsigned GRUB. */
+  signed: Partial<Record<SignedChainPart, string>> | undefined;
   signal: AbortSignal | undefined;
   step: (s: string, status: 'started' | 'done' | 'skipped', detail?: string) => void;
 }
@@ -362,6 +468,8 @@ async function buildInto(work: string, a: BuildIntoArgs): Promise<void> {
 
   step('initramfs', 'started');
   const tree: FileTree = new Map(manifest.tree);
+  const codeCache = await makeAgentCodeCache(manifest, join(work, 'agent-cache'), signal);
+  tree.set(AGENT_CODE_CACHE_PATH, { kind: 'data', data: codeCache, mode: 0o644 });
   await stageModules(manifest, work, tree, signal);
   let core = tree;
   let payloadImage: string | undefined;
@@ -402,7 +510,7 @@ async function buildInto(work: string, a: BuildIntoArgs): Promise<void> {
   const menu: MenuOptions = {
     entries: bootEntries(config, volumeId),
     defaultId: config.menu.default,
-    timeoutSeconds: config.menu.timeoutSeconds,
+    timeoutSeconds: menuTimeout(config),
     serial: serialUnit === undefined ? null : { unit: serialUnit, speed: config.console.speed },
     marker,
   };
@@ -417,10 +525,26 @@ async function buildInto(work: string, a: BuildIntoArgs): Promise<void> {
   const early = join(work, 'early.cfg');
   await writeFile(early, earlyGrubConfig(marker));
   await makeGrubImage({ format: 'i386-pc-eltorito', output: join(isoTree, 'boot', 'grub', 'bios.img'), configFile: early, signal });
-  const bootx64 = join(work, 'BOOTX64.EFI');
-  await makeGrubImage({ format: 'x86_64-efi', output: bootx64, configFile: early, signal });
   const esp = join(work, 'esp.img');
-  await makeEspImage({ output: esp, bootx64, sourceDateEpoch: epoch, signal });
+  let espFiles: EspFile[];
+  if (a.signed) {
+    // shim is the removable path and starts grubx64.efi beside it; the signed CD GRUB reads
+    // /boot/grub/grub.cfg on the device it came from (this ESP, which sends it on to the ISO by
+    // the marker) and otherwise searches for /.disk/info.
+    espFiles = [
+      { target: 'EFI/BOOT/BOOTX64.EFI', source: a.signed.shim! },
+      { target: `EFI/BOOT/${SHIM_SECOND_STAGE}`, source: a.signed.grubCd! },
+      ...(a.signed.mokManager ? [{ target: 'EFI/BOOT/mmx64.efi', source: a.signed.mokManager }] : []),
+      { target: `${SIGNED_GRUB_PREFIX.grubCd.slice(1)}/grub.cfg`, data: earlyGrubConfig(marker) },
+    ];
+    await mkdir(join(isoTree, '.disk'), { recursive: true });
+    await writeFile(join(isoTree, '.disk', 'info'), diskInfo(volumeId));
+  } else {
+    const bootx64 = join(work, 'BOOTX64.EFI');
+    await makeGrubImage({ format: 'x86_64-efi', output: bootx64, configFile: early, signal });
+    espFiles = [{ target: 'EFI/BOOT/BOOTX64.EFI', source: bootx64 }];
+  }
+  await makeEspImage({ output: esp, files: espFiles, sourceDateEpoch: epoch, signal });
   await writeIso({
     tree: isoTree,
     output: join(out, 'imagepe.iso'),
@@ -435,5 +559,12 @@ async function buildInto(work: string, a: BuildIntoArgs): Promise<void> {
 
   const pxeMenu = { ...menu, entries: bootEntries(config, null) };
   await writeFile(join(out, 'boot.ipxe'), renderIpxeScript(pxeMenu, a.ipxeTemplate));
-  await writeFile(join(out, 'grub.cfg'), renderGrubNetConfig(pxeMenu));
+  await writeFile(join(out, 'grub.cfg'), renderGrubNetConfig(pxeMenu, 'config-folder'));
+  if (a.signed) {
+    await copyFile(a.signed.shim!, join(out, PXE_SIGNED_FILES[0]));
+    await copyFile(a.signed.grubNet!, join(out, PXE_SIGNED_FILES[1]));
+    if (a.signed.mokManager) await copyFile(a.signed.mokManager, join(out, PXE_SIGNED_FILES[2]));
+    await mkdir(join(out, dirname(PXE_SIGNED_FILES[3])), { recursive: true });
+    await writeFile(join(out, PXE_SIGNED_FILES[3]), renderGrubNetConfig(pxeMenu, 'prefix-parent'));
+  }
 }

@@ -63,3 +63,15 @@ describe('busybox links', () => {
     expect(busyboxLinks('bin/busybox\nbin/sh\nsbin/init\nlinuxrc\nsbin/modprobe\nusr/bin/[[\n')).toEqual(['usr/bin/sh', 'usr/sbin/modprobe', 'usr/bin/[[']);
   });
 });
+
+describe('menu countdown', () => {
+  it('counts down only when the boot needs a choice', async () => {
+    const { menuTimeout } = await import('./build.js');
+    expect(menuTimeout(parseBuildConfig({}))).toBe(2);
+    expect(menuTimeout(parseBuildConfig({ plan: { source: {} } }))).toBe(0);
+    expect(menuTimeout(parseBuildConfig({ kernelArgs: ['quiet', 'imagepe.plan=smb://s/q/plan.yaml'] }))).toBe(0);
+    expect(menuTimeout(parseBuildConfig({ menu: { entries: [{ id: 'deploy', title: 'd', mode: 'deploy', args: ['imagepe.plan=http://x/p.yaml'] }, { id: 'shell', title: 's', mode: 'shell' }] } }))).toBe(0);
+    expect(menuTimeout(parseBuildConfig({ menu: { default: 'shell', entries: [{ id: 'deploy', title: 'd', mode: 'deploy', args: ['imagepe.plan=http://x/p.yaml'] }, { id: 'shell', title: 's', mode: 'shell' }] } }))).toBe(2);
+    expect(menuTimeout(parseBuildConfig({ plan: { source: {} }, menu: { countdown: 'always', timeoutSeconds: 5 } }))).toBe(5);
+  });
+});

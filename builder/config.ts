@@ -48,6 +48,8 @@ export const BuildConfigSchema = z
     menu: z
       .object({
         timeoutSeconds: z.number().int().min(0).max(600).default(2),
+        /** unattended: no countdown when a plan is embedded or named on the command line (Esc as GRUB starts still shows the menu); always: count down every time. */
+        countdown: z.enum(['unattended', 'always']).default('unattended'),
         default: z.string().default('deploy'),
         entries: z
           .array(MenuEntry)
@@ -59,7 +61,7 @@ export const BuildConfigSchema = z
           ]),
       })
       .strict()
-      .default({ timeoutSeconds: 2, default: 'deploy', entries: [
+      .default({ timeoutSeconds: 2, countdown: 'unattended', default: 'deploy', entries: [
         { id: 'deploy', title: 'imagepe: deploy', mode: 'deploy', args: [] },
         { id: 'capture', title: 'imagepe: capture', mode: 'capture', args: [] },
         { id: 'shell', title: 'imagepe: shell', mode: 'shell', args: [] },
@@ -82,6 +84,13 @@ export const BuildConfigSchema = z
      * slowly, Linux reads the medium fast — or everything in the one initramfs.
      */
     payload: z.enum(['squashfs', 'initramfs']).default('squashfs'),
+    /**
+     * The UEFI boot chain of the ISO and the PXE bundle. true: Debian's signed shim and GRUB from
+     * this machine's shim-signed and grub-efi-amd64-signed, so machines with Secure Boot on start
+     * the PE (whose kernel must then be signed as well: Debian's is), and the PE carries them to
+     * install on deployed disks. false: a GRUB built here, which Secure Boot refuses.
+     */
+    secureBoot: z.boolean().default(true),
     /** zstd level of the initramfs: higher is smaller and slower to build. */
     compressionLevel: z.number().int().min(1).max(19).default(9),
     /** Fixed timestamp for every file of the outputs; SOURCE_DATE_EPOCH overrides it. */

@@ -104,14 +104,25 @@ export interface InitramfsManifest {
   earlyModules: Set<string>;
   /** PE paths of binaries whose debug info and section table are left out (Node.js). */
   strip: string[];
+  /** The host's Node.js binary the PE carries (the one that must make the agent's code cache). */
+  node: string;
   warnings: string[];
 }
+
+/** The bundled agent, its loader and the loader's V8 code cache, side by side in the PE. */
+export const AGENT_PATH = 'usr/share/imagepe/agent.cjs';
+export const AGENT_LOADER_PATH = 'usr/share/imagepe/agent-loader.cjs';
+export const AGENT_CODE_CACHE_PATH = 'usr/share/imagepe/agent.cache';
+/** The V8 flags the loader runs with in the PE; the code cache is made with the same (V8 checks them). */
+export const AGENT_NODE_FLAGS = ['--hash-seed=1'] as const;
 
 export interface ManifestInputs {
   config: BuildConfig;
   kernel: KernelChoice;
   agentBundle: Buffer;
   buildInfo: Record<string, unknown>;
+  /** Host files of the signed boot chain (shim, GRUB for disks) the agent installs on deployed disks when the image has none. */
+  signedChain?: readonly string[];
   events?: EventSink;
 }
 
@@ -231,6 +242,9 @@ export async function composeInitramfs(inputs: ManifestInputs): Promise<Initramf
     for (const f of await walkFiles(dir, (n) => n === 'monolithic')) tree.set(peLocation(f), await hostFileEntry(f));
   }
 
+  // The signed chain keeps its packaged paths, where the agent (and Debian's grub-install) look.
+  for (const f of inputs.signedChain ?? []) tree.set(peLocation(f), await hostFileEntry(f, 0o644));
+
   // Kernel modules: the closure over modules.dep and modules.softdep.
   const read = (name: string) => readFile(join(kernel.modulesDir, name), 'utf8').catch(() => '');
   const index = buildModuleIndex(await read('modules.dep'), await read('modules.softdep'), await read('modules.builtin'));
@@ -246,7 +260,8 @@ export async function composeInitramfs(inputs: ManifestInputs): Promise<Initramf
   const text = (s: string, mode = 0o644) => ({ kind: 'data' as const, data: Buffer.from(s), mode });
   tree.set('init', { kind: 'data', data: await readFile(templatePath('init')), mode: 0o755 });
   tree.set('usr/share/imagepe/udhcpc.script', { kind: 'data', data: await readFile(templatePath('udhcpc.script')), mode: 0o755 });
-  tree.set('usr/share/imagepe/agent.mjs', { kind: 'data', data: inputs.agentBundle, mode: 0o644 });
+  tree.set(AGENT_PATH, { kind: 'data', data: inputs.agentBundle, mode: 0o644 });
+  tree.set(AGENT_LOADER_PATH, { kind: 'data', data: await readFile(templatePath('agent-loader.cjs')), mode: 0o644 });
   tree.set('etc/imagepe/build.json', text(`${JSON.stringify(inputs.buildInfo, null, 2)}\n`));
   if (config.plan) tree.set('etc/imagepe/plan.json', text(`${JSON.stringify(config.plan, null, 2)}\n`));
   tree.set('etc/passwd', text('root:x:0:0:root:/root:/bin/sh\n'));
@@ -261,5 +276,6 @@ export async function composeInitramfs(inputs: ManifestInputs): Promise<Initramf
     const entry = await hostFileEntry(f.source, f.mode);
     tree.set(target, entry);
   }
-  return { tree, modules, kernel, earlyModules: earlyModulePaths(modules, index.deps, kernel.version), strip: [peLocation(await resolveHostFile(node, 'Node.js'))], warnings };
+  const nodeFile = await resolveHostFile(node, 'Node.js');
+  return { tree, modules, kernel, earlyModules: earlyModulePaths(modules, index.deps, kernel.version), strip: [peLocation(nodeFile)], node: nodeFile, warnings };
 }

@@ -7,3 +7,4 @@ export * from './progress.js';
 export * from './space.js';
 export * from './fs.js';
 export * from './mounts.js';
+export * from './secure-boot.js';

@@ -58,6 +58,24 @@ export const TOOLS: readonly ToolInfo[] = [
   { name: 'mount.cifs', debianPackage: 'cifs-utils', purpose: 'mounts SMB image shares' },
 ];
 
+/** Data files imagepe reads from Debian packages (firmware, signed boot chain): not programs, so looked up by path. */
+export interface FileInfo {
+  path: string;
+  debianPackage: string;
+  purpose: string;
+}
+
+export const FILES: readonly FileInfo[] = [
+  { path: '/usr/lib/shim/shimx64.efi.signed', debianPackage: 'shim-signed', purpose: 'Secure Boot: the first stage of the ISO, the PXE bundle and deployed disks' },
+  { path: '/usr/lib/shim/mmx64.efi.signed', debianPackage: 'shim-helpers-amd64-signed', purpose: 'Secure Boot: MokManager beside shim' },
+  { path: '/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed', debianPackage: 'grub-efi-amd64-signed', purpose: 'Secure Boot: the signed GRUB of the ISO' },
+  { path: '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', debianPackage: 'grub-efi-amd64-signed', purpose: 'Secure Boot: the signed GRUB of the PXE bundle' },
+  { path: '/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed', debianPackage: 'grub-efi-amd64-signed', purpose: 'Secure Boot: the signed GRUB the PE installs on deployed disks' },
+  { path: '/usr/share/OVMF/OVMF_CODE_4M.fd', debianPackage: 'ovmf', purpose: 'UEFI firmware for test VMs' },
+  { path: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', debianPackage: 'ovmf', purpose: 'UEFI firmware with Secure Boot and Microsoft keys (imagepe vm --secure-boot)' },
+  { path: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd', debianPackage: 'ovmf', purpose: 'its variable store, Secure Boot enforced' },
+];
+
 export function toolInfo(name: string): ToolInfo | undefined {
   return TOOLS.find((t) => t.name === name);
 }

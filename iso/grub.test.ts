@@ -1,9 +1,9 @@
 import { earlyGrubConfig, fillTemplate, grubQuote, renderGrubMenu, renderGrubNetConfig, renderIpxeScript } from './grub.js';
 import { isoDate, parseBootReport, xorrisoArgs } from './xorriso.js';
-import { espSizeFor } from './esp.js';
+import { espFolders, espSizeFor } from './esp.js';
 
 const templates = {
-  grubCfg: 'set timeout=@TIMEOUT@\nset default=@DEFAULT@\n@SERIAL@\nsearch --no-floppy --set=root --file /@MARKER@\n@ENTRIES@\n',
+  grubCfg: 'set timeout=@TIMEOUT@\nset timeout_style=@TIMEOUT_STYLE@\nset default=@DEFAULT@\n@SERIAL@\nsearch --no-floppy --set=root --file /@MARKER@\n@ENTRIES@\n',
   menuEntry: "menuentry '@TITLE@' --id @ID@ {\n  linux /boot/vmlinuz @ARGS@\n  initrd /boot/initrd.img\n}\n",
 };
 const entries = [
@@ -20,6 +20,8 @@ describe('boot menus', () => {
   it('renders the GRUB menu with serial console, marker and entries', () => {
     const cfg = renderGrubMenu({ entries, defaultId: 'deploy', timeoutSeconds: 2, serial: { unit: 0, speed: 115200 }, marker: 'imagepe-x' }, templates);
     expect(cfg).toContain('set timeout=2');
+    expect(cfg).toContain('set timeout_style=menu');
+    expect(renderGrubMenu({ entries, defaultId: 'deploy', timeoutSeconds: 0, serial: null, marker: 'm' }, templates)).toContain('set timeout=0\nset timeout_style=hidden\n');
     expect(cfg).toContain('set default=deploy');
     expect(cfg).toContain('serial --unit=0 --speed=115200');
     expect(cfg).toContain('search --no-floppy --set=root --file /imagepe-x');
@@ -34,8 +36,13 @@ describe('boot menus', () => {
   });
 
   it('renders the PXE scripts', () => {
-    const ipxe = renderIpxeScript({ entries, defaultId: 'deploy', timeoutSeconds: 3 }, '#!ipxe\n@ITEMS@\nchoose --default @DEFAULT@ --timeout @TIMEOUT_MS@ target\n@ENTRIES@');
-    expect(ipxe).toContain('choose --default deploy --timeout 3000 target');
+    const template = '#!ipxe\n@ITEMS@\n@MENU@\n@ENTRIES@';
+    const ipxe = renderIpxeScript({ entries, defaultId: 'deploy', timeoutSeconds: 3 }, template);
+    expect(ipxe).toContain('choose --default deploy --timeout 3000 target && goto ${target}');
+    // iPXE's --timeout 0 would wait forever: no countdown goes straight to the default.
+    const direct = renderIpxeScript({ entries, defaultId: 'deploy', timeoutSeconds: 0 }, template);
+    expect(direct).toContain('\ngoto deploy\n');
+    expect(direct).not.toContain('choose');
     expect(ipxe).toContain(':deploy\nkernel vmlinuz initrd=initrd.img console=ttyS0,115200n8 imagepe.mode=deploy\ninitrd initrd.img\nboot');
     const net = renderGrubNetConfig({ entries, defaultId: 'shell', timeoutSeconds: 5, serial: null, marker: 'm' });
     expect(net).toContain('linux $imagepe_dir/vmlinuz imagepe.mode=shell');
@@ -85,3 +92,17 @@ System area summary: MBR protective-msdos-label grub2-mbr cyl-align-off GPT
     expect(espSizeFor(3_000_000)).toBeGreaterThan(3_000_000);
   });
 });
+
+describe('the signed chain on the ISO and in the PXE bundle', () => {
+  it('makes every ESP folder, parents first', () => {
+    expect(espFolders([{ target: 'EFI/BOOT/BOOTX64.EFI', source: '/s' }, { target: 'EFI/BOOT/grubx64.efi', source: '/g' }, { target: '/boot/grub/grub.cfg', data: 'x' }])).toEqual(['EFI', 'boot', 'EFI/BOOT', 'boot/grub']);
+    expect(espFolders([{ target: 'BOOTX64.EFI', data: '' }])).toEqual([]);
+  });
+  it('the signed network GRUB finds vmlinuz beside its prefix folder, not beside its memdisk config', () => {
+    const menu = { entries, defaultId: 'deploy', timeoutSeconds: 0, serial: null, marker: 'm' };
+    expect(renderGrubNetConfig(menu, 'prefix-parent')).toContain('regexp --set=1:imagepe_dir "^(.*)/[^/]*$" "$prefix"');
+    expect(renderGrubNetConfig(menu)).toContain('"$config_file"');
+    expect(renderGrubNetConfig(menu, 'prefix-parent')).toContain('linux $imagepe_dir/vmlinuz');
+  });
+});
+

@@ -41,6 +41,9 @@ export function renderGrubMenu(options: MenuOptions, templates: { grubCfg: strin
     .join('\n');
   return fillTemplate(templates.grubCfg, {
     TIMEOUT: String(options.timeoutSeconds),
+    // With no countdown GRUB still looks once for a key already pressed (Esc shows the menu,
+    // an entry's hotkey starts it), so a technician tapping Esc at power-on gets the menu.
+    TIMEOUT_STYLE: options.timeoutSeconds === 0 ? 'hidden' : 'menu',
     DEFAULT: options.defaultId,
     SERIAL: serial,
     MARKER: options.marker,
@@ -68,16 +71,26 @@ export function renderIpxeScript(options: IpxeOptions, template: string): string
   const entries = options.entries
     .map((e) => [`:${e.id}`, `kernel vmlinuz initrd=initrd.img ${e.args.join(' ')}`, 'initrd initrd.img', 'boot', ''].join('\n'))
     .join('\n');
-  return fillTemplate(template, { ITEMS: items, DEFAULT: options.defaultId, TIMEOUT_MS: String(options.timeoutSeconds * 1000), ENTRIES: entries });
+  // iPXE's `choose --timeout 0` waits forever: no countdown means no menu at all.
+  const menu = options.timeoutSeconds === 0 ? `goto ${options.defaultId}` : `choose --default ${options.defaultId} --timeout ${options.timeoutSeconds * 1000} target && goto \${target}`;
+  return fillTemplate(template, { ITEMS: items, MENU: menu, ENTRIES: entries });
 }
 
-/** GRUB netboot menu: vmlinuz and initrd.img next to grub.cfg in the TFTP/HTTP directory. */
-export function renderGrubNetConfig(options: MenuOptions): string {
+/**
+ * GRUB netboot menu. `config-folder`: vmlinuz and initrd.img sit in the folder of this file (a
+ * GRUB the site configures loads it with configfile). `prefix-parent`: they sit in the parent of
+ * GRUB's prefix, for Debian's signed network GRUB, whose built-in prefix is /grub on the TFTP
+ * server and which reads this file with `source` (so $config_file names its memdisk, not this).
+ */
+export function renderGrubNetConfig(options: MenuOptions, folder: 'config-folder' | 'prefix-parent' = 'config-folder'): string {
   const lines = [
-    '# imagepe PXE menu for GRUB netboot; vmlinuz and initrd.img sit in the same directory as this file.',
+    folder === 'config-folder'
+      ? '# imagepe PXE menu for GRUB netboot; vmlinuz and initrd.img sit in the same directory as this file.'
+      : '# imagepe PXE menu for the signed network GRUB (grubx64.efi, started by shim as bootx64.efi); vmlinuz and initrd.img sit in the parent of this folder, the TFTP root.',
     `set timeout=${options.timeoutSeconds}`,
+    ...(options.timeoutSeconds === 0 ? ['set timeout_style=hidden'] : []),
     `set default=${options.defaultId}`,
-    'regexp --set=1:imagepe_dir "^(.*)/[^/]*$" "$config_file"',
+    folder === 'config-folder' ? 'regexp --set=1:imagepe_dir "^(.*)/[^/]*$" "$config_file"' : 'regexp --set=1:imagepe_dir "^(.*)/[^/]*$" "$prefix"',
   ];
   if (options.serial) lines.push(`serial --unit=${options.serial.unit} --speed=${options.serial.speed}`, 'terminal_input console serial', 'terminal_output console serial');
   for (const e of options.entries) {

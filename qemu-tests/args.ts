@@ -20,10 +20,18 @@ export interface VmSpec {
   firmware: 'bios' | 'uefi';
   /** OVMF code (read-only) and this VM's private copy of the variable store. */
   ovmf?: { code: string; vars: string };
+  /**
+   * Secure Boot (uefi only, with OVMF built for it and Microsoft's keys enrolled in its vars):
+   * such OVMF keeps its variables in SMM, so the machine must be a q35 with SMM and its flash
+   * writable only from SMM; without SMM it hangs before printing anything.
+   */
+  secureBoot?: boolean;
   memoryMiB: number;
   cpus: number;
   /** The boot ISO, as a CD or as a USB disk (the hybrid image written to a stick). */
   iso?: { path: string; as: 'cd' | 'usb' };
+  /** Network boot from QEMU's own DHCP and TFTP: `bootfile` (a path inside `dir`) is what DHCP offers. */
+  netBoot?: { tftpDir: string; bootfile: string };
   /** Direct kernel boot, as PXE would load it. */
   kernel?: { image: string; initrd: string; append: string };
   disks: readonly { path: string; format: 'qcow2' | 'raw' }[];
@@ -48,7 +56,9 @@ export function qemuEscape(value: string): string {
  * guest reaches nothing but QEMU's own DHCP, DNS and SMB services and the listed forwards.
  */
 export function qemuArgs(spec: VmSpec): string[] {
-  const a: string[] = ['-nodefaults', '-no-user-config', '-machine', 'pc', '-accel', spec.accel];
+  if (spec.secureBoot && spec.firmware !== 'uefi') throw new Error('Secure Boot needs UEFI firmware');
+  const a: string[] = ['-nodefaults', '-no-user-config', '-machine', spec.secureBoot ? 'q35,smm=on' : 'pc', '-accel', spec.accel];
+  if (spec.secureBoot) a.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
   if (spec.accel === 'kvm') a.push('-cpu', 'host');
   a.push('-m', String(spec.memoryMiB), '-smp', String(spec.cpus));
   a.push('-display', 'none', '-vga', 'std', '-serial', 'stdio', '-monitor', 'none');
@@ -78,10 +88,16 @@ export function qemuArgs(spec: VmSpec): string[] {
     a.push('-device', `virtio-blk-pci,drive=disk${i},bootindex=${i + 1}`);
   });
   let netdev = 'user,id=net0,restrict=on';
+  if (spec.netBoot) netdev += `,tftp=${qemuEscape(spec.netBoot.tftpDir)},bootfile=${qemuEscape(spec.netBoot.bootfile)}`;
   if (spec.share) netdev += `,smb=${qemuEscape(spec.share)}`;
   for (const f of spec.forwards) netdev += `,hostfwd=${f.protocol}:127.0.0.1:${f.hostPort}-:${f.guestPort}`;
   for (const g of spec.guestForwards ?? []) netdev += `,guestfwd=tcp:${g.guestIp}:${g.guestPort}-tcp:127.0.0.1:${g.hostPort}`;
-  a.push('-netdev', netdev, '-device', `virtio-net-pci,id=nic0,netdev=net0,romfile=${spec.mac ? `,mac=${spec.mac}` : ''}`);
+  // The NIC's option ROM (iPXE) is needed only for BIOS network boot. UEFI boots from the network
+  // with OVMF's own virtio-net driver and PXE client: shim fetching GRUB through iPXE's emulated
+  // PXE protocol reads it with a wrong size and refuses it as malformed.
+  const rom = spec.netBoot && spec.firmware === 'bios' ? [] : ['romfile='];
+  const nic = ['virtio-net-pci', 'id=nic0', 'netdev=net0', ...(spec.netBoot ? ['bootindex=0'] : []), ...rom, ...(spec.mac ? [`mac=${spec.mac}`] : [])];
+  a.push('-netdev', netdev, '-device', nic.join(','));
   a.push(...(spec.extraArgs ?? []));
   return a;
 }

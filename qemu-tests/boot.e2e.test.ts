@@ -34,6 +34,8 @@ describe('the built ISO boots to the agent', () => {
         expect(ready.mode).toBe('deploy');
         expect(ready.disks).toEqual([{ path: '/dev/vda', size: TARGET_SIZE, model: null, removable: false, readOnly: false }]);
         expect(ready.bootMedium).toMatch(c.medium);
+        // The PE's (stripped) Node.js took the code cache the build made with the host's.
+        expect(ready.codeCache).toBe('accepted');
         process.stdout.write(`${c.name}: ready after ${seconds.toFixed(1)} s wall (guest uptime ${ready.uptimeSeconds.toFixed(1)} s, ${vm.accel.accel})\n`);
         ok = true;
       } finally {

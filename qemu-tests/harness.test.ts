@@ -52,4 +52,21 @@ describe('qemu command line', () => {
     expect(s).toContain('id=disk1,format=raw,file=/d1.raw');
     expect(qemuEscape('a,b')).toBe('a,,b');
   });
+
+  it('makes a Secure Boot machine a q35 with SMM and SMM-only flash, and refuses Secure Boot without UEFI', () => {
+    const ovmf = { code: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', vars: '/w/OVMF_VARS.fd' };
+    const s = joined({ ...base, firmware: 'uefi', ovmf, secureBoot: true });
+    expect(s).toContain('-machine q35,smm=on');
+    expect(s).toContain('-global driver=cfi.pflash01,property=secure,value=on');
+    expect(joined({ ...base, firmware: 'uefi', ovmf })).toContain('-machine pc ');
+    expect(() => qemuArgs({ ...base, secureBoot: true })).toThrow(/UEFI/);
+  });
+
+  it('network boot serves a TFTP folder with the boot file and keeps the NIC option ROM; otherwise the ROM is left out', () => {
+    const s = joined({ ...base, netBoot: { tftpDir: '/out/pxe', bootfile: 'bootx64.efi' } });
+    expect(s).toContain('-netdev user,id=net0,restrict=on,tftp=/out/pxe,bootfile=bootx64.efi');
+    expect(s).toMatch(/-device virtio-net-pci,id=nic0,netdev=net0,bootindex=0( |$)/);
+    expect(joined({ ...base, firmware: 'uefi', ovmf: { code: '/c', vars: '/v' }, netBoot: { tftpDir: '/p', bootfile: 'b' } })).toContain('netdev=net0,bootindex=0,romfile=');
+    expect(joined({ ...base, mac: '52:54:00:00:00:01' })).toContain('-device virtio-net-pci,id=nic0,netdev=net0,romfile=,mac=52:54:00:00:00:01');
+  });
 });

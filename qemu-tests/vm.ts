@@ -11,13 +11,19 @@ import { qemuArgs, type GuestForward, type PortForward } from './args.js';
 import { QmpClient } from './qmp.js';
 
 export const OVMF_CODE_CANDIDATES = ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_CODE.fd'];
+/**
+ * Debian's ovmf: firmware built with Secure Boot and SMM, whose vars template (OVMF_VARS_4M.ms.fd)
+ * has Microsoft's keys enrolled and Secure Boot enforced, as machines leave the factory.
+ */
+export const OVMF_SECURE_BOOT_CANDIDATES = [{ code: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' }];
 
-export async function findOvmf(): Promise<{ code: string; vars: string }> {
-  for (const code of OVMF_CODE_CANDIDATES) {
-    const vars = code.replace('OVMF_CODE', 'OVMF_VARS');
+/** The OVMF code and vars template: plain, or with Secure Boot enforced. Throws NOT_FOUND naming the package. */
+export async function findOvmf(secureBoot = false): Promise<{ code: string; vars: string }> {
+  const pairs = secureBoot ? OVMF_SECURE_BOOT_CANDIDATES : OVMF_CODE_CANDIDATES.map((code) => ({ code, vars: code.replace('OVMF_CODE', 'OVMF_VARS') }));
+  for (const { code, vars } of pairs) {
     if ((await stat(code).catch(() => undefined)) && (await stat(vars).catch(() => undefined))) return { code, vars };
   }
-  throw new ImagepeError('NOT_FOUND', 'OVMF firmware was not found in /usr/share/OVMF', { hint: 'apt-get install ovmf' });
+  throw new ImagepeError('NOT_FOUND', `OVMF firmware${secureBoot ? ' with Secure Boot (OVMF_CODE_4M.ms.fd, OVMF_VARS_4M.ms.fd)' : ''} was not found in /usr/share/OVMF`, { hint: 'apt-get install ovmf' });
 }
 
 /** A blank virtual disk; qcow2 files take no space until written. */
@@ -37,6 +43,13 @@ export interface StartVmOptions {
   /** How the ISO is attached: as a CD (default) or as a USB disk. */
   bootFrom?: 'cd' | 'usb';
   uefi?: boolean;
+  /**
+   * UEFI with Secure Boot enforced and Microsoft's keys enrolled; the VM becomes a q35 with SMM
+   * (OVMF's Secure Boot build needs it, or the VM hangs before any output). Implies uefi.
+   */
+  secureBoot?: boolean;
+  /** Boot from the network: QEMU's DHCP offers `bootfile` from its TFTP server serving `tftpDir`. */
+  netBoot?: { tftpDir: string; bootfile: string };
   kernel?: { image: string; initrd: string; append: string };
   disks?: readonly (string | VmDisk)[];
   share?: string;
@@ -284,20 +297,26 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     disks.push({ path: resolve(disk.path), format });
   }
   let ovmf: { code: string; vars: string } | undefined;
-  if (options.uefi) {
-    const found = await findOvmf();
+  const uefi = options.uefi === true || options.secureBoot === true;
+  if (uefi) {
+    const found = await findOvmf(options.secureBoot === true);
     // Each VM writes its own variable store; the packaged one must stay pristine.
     const vars = join(workDir, 'OVMF_VARS.fd');
     await copyFile(found.vars, vars);
     ovmf = { code: found.code, vars };
+  }
+  if (options.netBoot && !(await stat(join(options.netBoot.tftpDir, options.netBoot.bootfile)).catch(() => undefined))) {
+    throw new ImagepeError('NOT_FOUND', `the network boot file ${join(options.netBoot.tftpDir, options.netBoot.bootfile)} does not exist`, { hint: 'Build the PXE bundle with: imagepe build (bootx64.efi needs secureBoot: true and shim-signed)' });
   }
   if (options.iso && !(await stat(options.iso).catch(() => undefined))) throw new ImagepeError('NOT_FOUND', `ISO ${options.iso} does not exist`, { hint: 'Build one with: imagepe build' });
   const qmpSocket = join(workDir, 'qmp.sock');
   const logPath = join(workDir, 'serial.log');
   const args = qemuArgs({
     accel: accel.accel,
-    firmware: options.uefi ? 'uefi' : 'bios',
+    firmware: uefi ? 'uefi' : 'bios',
     ovmf,
+    ...(options.secureBoot ? { secureBoot: true } : {}),
+    ...(options.netBoot ? { netBoot: { tftpDir: resolve(options.netBoot.tftpDir), bootfile: options.netBoot.bootfile } } : {}),
     memoryMiB: options.memoryMiB ?? 1536,
     cpus: options.cpus ?? 1,
     iso: options.iso ? { path: resolve(options.iso), as: options.bootFrom ?? 'cd' } : undefined,
@@ -311,6 +330,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   });
   const log = createWriteStream(logPath);
   log.write(`# ${qemu} ${args.join(' ')}\n# accelerator: ${accel.accel} (${accel.reason})\n`);
+  if (options.secureBoot) log.write(`# secure boot: enforced, Microsoft's keys (${ovmf!.code}); machine q35 with SMM, which OVMF's Secure Boot build needs (without it the VM hangs with no output)\n`);
   const startedAt = Date.now();
   // The one place QEMU runs outside run(): it is long-lived and its output is streamed.
   const child = execa(qemu, args, {

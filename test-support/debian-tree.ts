@@ -9,7 +9,7 @@ import { projectRoot } from '../builder/index.js';
  * A real Debian 12 system from Debian's own packages, made by debootstrap the way an installed
  * system has them: systemd as init, openssh-server, the distribution kernel with initramfs-tools,
  * and GRUB for BIOS and UEFI (the -bin packages and grub2-common's update-grub, so one tree
- * boots either way). Built once and cached as a tarball keyed by what goes into it.
+ * boots either way), with shim-signed and grub-efi-amd64-signed for UEFI with Secure Boot. Built once and cached as a tarball keyed by what goes into it.
  */
 export const DEBIAN_SUITE = 'bookworm';
 export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
@@ -26,6 +26,9 @@ export const DEBIAN_PACKAGES = [
   'grub-pc-bin',
   'grub-efi-amd64-bin',
   'grub2-common',
+  // What Debian's installer adds on a UEFI machine: the Secure Boot chain its grub-install installs.
+  'shim-signed',
+  'grub-efi-amd64-signed',
   'dosfstools',
   'e2fsprogs',
   // As the installer adds it for an LVM layout: its initramfs hook activates a root on LVM.

@@ -63,8 +63,8 @@ export async function runAgent(vm: Vm, done: 'captured' | 'deployed', timeoutMs:
 }
 
 /** Boots a disk alone until the system's report unit prints how the boot went; `seconds` is QEMU start to that line. */
-export async function bootReport(name: string, disk: string, o: { format: 'raw' | 'qcow2'; uefi: boolean; workDir: string; timeoutMs: number }): Promise<Record<string, string> & { seconds: string }> {
-  return withVm(`${name} boot`, startVm({ uefi: o.uefi, disks: [{ path: disk, format: o.format }], memoryMiB: 1024, workDir: o.workDir, lifetimeMs: o.timeoutMs + 60_000 }), async (vm) => {
+export async function bootReport(name: string, disk: string, o: { format: 'raw' | 'qcow2'; uefi: boolean; secureBoot?: boolean; workDir: string; timeoutMs: number }): Promise<Record<string, string> & { seconds: string }> {
+  return withVm(`${name} boot`, startVm({ uefi: o.uefi, ...(o.secureBoot ? { secureBoot: true } : {}), disks: [{ path: disk, format: o.format }], memoryMiB: 1024, workDir: o.workDir, lifetimeMs: o.timeoutMs + 60_000 }), async (vm) => {
     const line = await vm.waitForLine(new RegExp(REPORT_MARK), o.timeoutMs);
     const seconds = vm.elapsedSeconds().toFixed(1);
     await vm.waitForExit(120_000);

@@ -1,4 +1,9 @@
 import { chooseKernel, compareVersions, kernelArgsFromDefaultGrub, renderEmbeddedCfg, renderGrubCfg } from './grubcfg.js';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { SIGNED_CHAIN_FILES } from '../../core/index.js';
+import { chooseSignedChain, renderSignedStub, signedChainLayout } from './signed.js';
 
 describe('grub.cfg', () => {
   const entry = { kernel: '/boot/vmlinuz-6.1.0-56-amd64', initrd: '/boot/initrd.img-6.1.0-56-amd64', bootUuid: 'b-uuid', root: 'UUID=r-uuid', bootFsModule: 'ext2' as const, title: "imagepe: pc's", kernelArgs: 'quiet' };
@@ -45,5 +50,38 @@ describe('finding the kernel', () => {
   it('reads the kernel arguments of /etc/default/grub', () => {
     expect(kernelArgsFromDefaultGrub('GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet splash"\nGRUB_CMDLINE_LINUX="net.ifnames=0"\n')).toBe('net.ifnames=0 quiet splash');
     expect(kernelArgsFromDefaultGrub('# nothing\n')).toBe('');
+  });
+});
+
+describe('the signed chain on a deployed ESP', () => {
+  it('hands the signed GRUB over to the system grub.cfg by UUID, as Debian grub-install does', () => {
+    expect(renderSignedStub('1234-abcd', '/boot/grub')).toBe("search.fs_uuid 1234-abcd root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n");
+  });
+  it('puts shim at the removable path with the signed GRUB beside it under the name shim loads', () => {
+    expect(signedChainLayout({ shim: '/s', grub: '/g', mokManager: '/m', from: 'pe' })).toEqual([
+      { source: '/s', target: '::/EFI/BOOT/BOOTX64.EFI' },
+      { source: '/g', target: '::/EFI/BOOT/grubx64.efi' },
+      { source: '/m', target: '::/EFI/BOOT/mmx64.efi' },
+    ]);
+  });
+  it("prefers the image's own chain to the PE's, and has none when neither has shim and GRUB", async () => {
+    const image = await mkdtemp(join(tmpdir(), 'imagepe-img-'));
+    const pe = await mkdtemp(join(tmpdir(), 'imagepe-pe-'));
+    try {
+      const put = async (root: string, f: string) => {
+        await mkdir(dirname(join(root, f)), { recursive: true });
+        await writeFile(join(root, f), 'x');
+      };
+      expect(await chooseSignedChain(image, pe)).toBeUndefined();
+      await put(pe, SIGNED_CHAIN_FILES.shim);
+      await put(pe, SIGNED_CHAIN_FILES.grubDisk);
+      await put(image, SIGNED_CHAIN_FILES.shim);
+      expect(await chooseSignedChain(image, pe)).toEqual({ shim: join(pe, SIGNED_CHAIN_FILES.shim), grub: join(pe, SIGNED_CHAIN_FILES.grubDisk), from: 'pe' });
+      await put(image, SIGNED_CHAIN_FILES.grubDisk);
+      expect((await chooseSignedChain(image, pe))?.from).toBe('image');
+    } finally {
+      await rm(image, { recursive: true, force: true });
+      await rm(pe, { recursive: true, force: true });
+    }
   });
 });

@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { ImagepeError, run, type RunOptions } from '../../core/index.js';
 import { findKernel, kernelArgsFromDefaultGrub, renderEmbeddedCfg, renderGrubCfg } from './grubcfg.js';
+import { chooseSignedChain, installSignedChain, noSignedChainError, renderSignedStub } from './signed.js';
 
 export * from './grubcfg.js';
+export * from './signed.js';
 
 export const MTOOLS_ENV = { MTOOLS_SKIP_CHECK: '1' };
 
@@ -27,6 +29,8 @@ export interface GrubTarget {
   rootMount: string;
   kernelArgs: string;
   title: string;
+  /** UEFI: shim and Debian's signed GRUB (the image's own when it has them, else the PE's) instead of an unsigned GRUB. */
+  secureBoot: boolean;
   signal?: AbortSignal;
 }
 
@@ -38,13 +42,18 @@ export interface GrubResult {
   bios: boolean;
   /** What root= says on the kernel command line: UUID=... or PARTUUID=... */
   root: string;
+  /** Whose signed chain (shim, signed GRUB) boots the disk under UEFI; absent for an unsigned GRUB. */
+  signedChain?: 'image' | 'pe';
 }
 
 /**
  * Makes the deployed disk bootable with the PE's own GRUB: grub.cfg for the image's kernel,
- * core.img in the bios-boot gap or MBR gap for BIOS, and a standalone binary at the removable
- * path EFI/BOOT/BOOTX64.EFI for UEFI (no NVRAM entry needed, so it boots on any machine). The
- * ESP is written with mtools, which needs no vfat driver in the kernel.
+ * core.img in the bios-boot gap or MBR gap for BIOS, and for UEFI the removable path
+ * EFI/BOOT/BOOTX64.EFI (no NVRAM entry needed, so it boots on any machine): shim with the signed
+ * GRUB when `secureBoot` (the kernel must then be signed by Debian for it to start with Secure
+ * Boot on), else a standalone GRUB built here. The ESP is written with mtools, which needs no
+ * vfat driver in the kernel. Throws NOT_FOUND when secureBoot is asked for and neither the image
+ * nor this system has the signed chain.
  */
 export async function installGrub(t: GrubTarget): Promise<GrubResult> {
   const runOpts = (what: string, timeoutMs = 120_000): RunOptions => ({ what, timeoutMs, ...(t.signal ? { signal: t.signal } : {}) });
@@ -90,6 +99,14 @@ export async function installGrub(t: GrubTarget): Promise<GrubResult> {
 
   if (t.firmware === 'uefi' || t.firmware === 'both') {
     if (!t.espNode) throw new ImagepeError('INVALID_INPUT', 'UEFI boot needs an ESP in the layout');
+    if (t.secureBoot) {
+      const chain = await chooseSignedChain(t.rootMount);
+      if (!chain) throw noSignedChainError();
+      await installSignedChain(t.espNode, chain, renderSignedStub(t.bootUuid, posix.dirname(grubCfgOnDisk)), t.signal);
+      result.efiBinary = '/EFI/BOOT/BOOTX64.EFI';
+      result.signedChain = chain.from;
+      return result;
+    }
     const scratch = await mkdtemp(join(tmpdir(), 'imagepe-grub-'));
     try {
       const embedded = join(scratch, 'embedded.cfg');

@@ -75,6 +75,10 @@ describe('a real Debian 12 deployed from an image', () => {
     expect(got.hostKeys.sort()).toEqual(['ssh_host_ecdsa_key', 'ssh_host_ed25519_key', 'ssh_host_rsa_key']);
     expect(got.hostKey).not.toBe(ref.hostKey);
     expect(got.espFiles).toEqual(expect.arrayContaining(['/EFI/BOOT/BOOTX64.EFI', '/EFI/debian/grubx64.efi']));
+    // Secure Boot (the plan's default): the image's shim at the removable path, its signed GRUB
+    // beside it, and that GRUB's config at its built-in prefix.
+    expect(got.espFiles).toEqual(expect.arrayContaining(['/EFI/BOOT/grubx64.efi', '/EFI/BOOT/mmx64.efi', '/EFI/debian/grub.cfg']));
+    expect(events.some((e) => e.type === 'step' && e.step === 'bootloader' && e.status === 'done' && e.detail?.includes("(shim and signed GRUB from the image's packages)"))).toBe(true);
     const steps = events.filter((e) => e.type === 'step' && e.status === 'done').map((e) => (e.type === 'step' ? `${e.step}: ${e.detail}` : ''));
     expect(steps).toEqual(expect.arrayContaining([expect.stringMatching(/^remap: 4 references in \/etc\/fstab, \/etc\/initramfs-tools\/conf\.d\/resume$/), expect.stringMatching(/^initramfs: update-initramfs for 6\./), expect.stringMatching(/^bootloader: the image's grub-install, BIOS, UEFI/), expect.stringMatching(/boot readiness/)]));
     // Each rewrite is in the log, file and line.

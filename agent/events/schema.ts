@@ -35,6 +35,15 @@ export type Disk = z.infer<typeof DiskSchema>;
 
 export const ModeSchema = z.enum(MODES);
 
+export const FirmwareStateSchema = z.object({
+  type: z.enum(['bios', 'uefi']),
+  /** UEFI's SecureBoot variable: true when the firmware enforces signatures; null when it could not be read. */
+  secureBoot: z.boolean().nullable(),
+  /** The kernel's lockdown mode (none, integrity, confidentiality); null without securityfs. */
+  lockdown: z.string().nullable(),
+});
+export type FirmwareState = z.infer<typeof FirmwareStateSchema>;
+
 export const ReadyEventSchema = z.object({
   ...base,
   type: z.literal('ready'),
@@ -49,6 +58,10 @@ export const ReadyEventSchema = z.object({
   disks: z.array(DiskSchema),
   /** The device the PE was booted from (/dev/sr0), or null (PXE, or not found). */
   bootMedium: z.string().nullable(),
+  /** How the PE was started; absent in events of PEs before Secure Boot support. */
+  firmware: FirmwareStateSchema.optional(),
+  /** Whether V8 took the agent's code cache made by the build (templates/agent-loader.cjs); absent outside the PE. */
+  codeCache: z.enum(['accepted', 'rejected', 'none']).optional(),
   uptimeSeconds: z.number().nonnegative(),
 });
 export type ReadyEvent = z.infer<typeof ReadyEventSchema>;

@@ -28,7 +28,7 @@ describe('plan schema', () => {
     expect(p.target.wipe).toBe(false);
     expect(p.apply[0]).toEqual({ partition: 'root', mode: 'auto' });
     expect(p.specialize).toEqual({ machineId: 'new', removeSshHostKeys: true, sshHostKeys: 'new', files: [] });
-    expect(p.bootloader).toEqual({ type: 'grub', firmware: 'both', kernelArgs: '', initramfs: 'rebuild' });
+    expect(p.bootloader).toEqual({ type: 'grub', firmware: 'both', kernelArgs: '', initramfs: 'rebuild', secureBoot: true });
     expect(p.target.identities).toBe('new');
     expect(p.after).toBe('reboot');
     expect(p.logs).toBe(true);

@@ -115,6 +115,10 @@ export const BootloaderSchema = z
     firmware: z.enum(['bios', 'uefi', 'both']).default('both'),
     kernelArgs: z.string().default('').describe("Added to the kernel command line: in a generated grub.cfg, or through /etc/default/grub.d when the image's own GRUB is used"),
     initramfs: z.enum(['rebuild', 'keep']).default('rebuild').describe("rebuild: every initramfs is rebuilt with the image's own tool on this machine (its resume device, host-only drivers); keep: leave the image's as they are"),
+    secureBoot: z
+      .boolean()
+      .default(true)
+      .describe("UEFI: boot through shim and Debian's signed GRUB (the image's shim-signed and grub-efi-amd64-signed when it has them, else the PE's), so the disk starts with Secure Boot on; its kernel must be signed too. false: an unsigned GRUB, which Secure Boot refuses. BIOS boot is the same either way"),
   })
   .strict();
 
@@ -130,7 +134,7 @@ export const PlanSchema = z
       .default([])
       .describe(`Which image goes to which partition; with target.layout: ${FROM_IMAGE} it may be left out`),
     specialize: SpecializeSchema.default({ machineId: 'new', removeSshHostKeys: true, sshHostKeys: 'new', files: [] }),
-    bootloader: BootloaderSchema.default({ type: 'grub', firmware: 'both', kernelArgs: '', initramfs: 'rebuild' }),
+    bootloader: BootloaderSchema.default({ type: 'grub', firmware: 'both', kernelArgs: '', initramfs: 'rebuild', secureBoot: true }),
     after: z.enum(['reboot', 'poweroff', 'shell']).default('reboot'),
     logs: z.boolean().default(true).describe('Write the full log to logs/ on the share when it is writable'),
   })

@@ -1,7 +1,7 @@
 import { cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { run, type RunOptions } from '../../core/index.js';
-import type { GrubResult } from '../bootloader/index.js';
+import { chooseSignedChain, installSignedChain, noSignedChainError, renderSignedStub, type GrubResult, type SignedChain } from '../bootloader/index.js';
 import type { Chroot, DiskNames } from './chroot.js';
 import { systemHas } from './chroot.js';
 import { renderValue } from './shell.js';
@@ -53,6 +53,8 @@ export interface ImageGrubTarget {
   kernelArgs: string;
   /** The disk's partitions and their names, for /dev/disk links grub-mkconfig looks for. */
   diskNames: readonly DiskNames[];
+  /** UEFI: boot through shim and Debian's signed GRUB (the image's packages when it has them, else the PE's). */
+  secureBoot: boolean;
   signal?: AbortSignal | undefined;
   warn(text: string): void;
 }
@@ -93,8 +95,9 @@ export async function installImageGrub(t: ImageGrubTarget): Promise<GrubResult> 
     if (!t.espNode) throw new Error('UEFI boot needs the ESP');
     if (!t.grub.uefi) t.warn(`the image's GRUB has no UEFI platform (x86_64-efi); UEFI boot is not installed`);
     else {
-      await installEfi(t, opts);
+      const signed = await installEfi(t, opts);
       result.efiBinary = '/EFI/BOOT/BOOTX64.EFI';
+      if (signed) result.signedChain = signed;
     }
   }
   await t.chroot.linkDisks(t.diskNames);
@@ -109,32 +112,56 @@ export async function installImageGrub(t: ImageGrubTarget): Promise<GrubResult> 
   return result;
 }
 
-async function installEfi(t: ImageGrubTarget, opts: (what: string, timeoutMs?: number) => RunOptions): Promise<void> {
+/** The GRUB folder as GRUB names it on the boot filesystem (its prefix path). */
+function grubDirOnFs(t: ImageGrubTarget): string {
+  return posix.join('/', t.bootSubvolume ?? '', t.bootPrefix || '/', t.grub.grubDir.slice('/boot/'.length));
+}
+
+/**
+ * UEFI with the image's grub-install; returns whose signed chain boots the disk, or undefined for
+ * an unsigned GRUB. With `secureBoot` an image that has shim-signed and grub-efi-amd64-signed
+ * gets them from its own grub-install (--uefi-secure-boot, as Debian's installer does); one
+ * without them gets its unsigned GRUB, then the PE's shim and signed GRUB at the removable path,
+ * handing over to the image's grub.cfg.
+ */
+async function installEfi(t: ImageGrubTarget, opts: (what: string, timeoutMs?: number) => RunOptions): Promise<'image' | 'pe' | undefined> {
   const root = t.chroot.root;
   const efiDir = join(root, 'boot/efi');
   await mkdir(efiDir, { recursive: true });
+  const imageChain = t.secureBoot ? await chooseSignedChain(root, undefined) : undefined;
   const mounted = await run('mount', ['-t', 'vfat', t.espNode!, efiDir], { ...opts(`mounting the ESP ${t.espNode} in the image`), okExitCodes: [0, 32] });
+  let own = false;
   if (mounted.exitCode === 0) {
     try {
       const help = (await t.chroot.run(t.grub.install, ['--help'], { ...opts('asking grub-install what it supports'), okExitCodes: [0, 64] })).stdout;
       // Debian's grub-install writes the removable path too when asked; elsewhere a second run does.
       const extra = help.includes('--force-extra-removable') ? ['--force-extra-removable'] : [];
-      const base = ['--target=x86_64-efi', '--efi-directory=/boot/efi', `--bootloader-id=${t.bootloaderId}`, '--no-nvram'];
+      // Debian's grub-install picks the signed chain by itself when the image has it installed; say which.
+      own = imageChain !== undefined && help.includes('--uefi-secure-boot');
+      const chainFlag = own ? ['--uefi-secure-boot'] : help.includes('--no-uefi-secure-boot') ? ['--no-uefi-secure-boot'] : [];
+      const base = ['--target=x86_64-efi', '--efi-directory=/boot/efi', `--bootloader-id=${t.bootloaderId}`, '--no-nvram', ...chainFlag];
       await t.chroot.run(t.grub.install, [...base, ...extra], opts(`installing the image's GRUB for UEFI on ${t.espNode}`));
       if (extra.length === 0) await t.chroot.run(t.grub.install, [...base, '--removable'], opts(`installing the image's GRUB at the removable path on ${t.espNode}`));
     } finally {
       await run('umount', [efiDir], { what: `unmounting the ESP from ${efiDir}`, timeoutMs: 120_000 });
     }
-    return;
+  } else {
+    t.warn(`the ESP cannot be mounted here (${mounted.stderr.trim().split('\n')[0]?.replace(/^mount: [^:]*: /, '') || 'mount failed'}); the image's grub-mkimage makes its UEFI loader, as grub-install would`);
+    await mkimageEfi(t, opts);
   }
-  t.warn(`the ESP cannot be mounted here (${mounted.stderr.trim().split('\n')[0]?.replace(/^mount: [^:]*: /, '') || 'mount failed'}); the image's grub-mkimage makes its UEFI loader, as grub-install would`);
-  await mkimageEfi(t, opts);
+  if (!t.secureBoot) return undefined;
+  if (own) return 'image';
+  // The image's own chain when grub-install could not place it (no ESP mount here), else the PE's.
+  const chain: SignedChain | undefined = imageChain ?? (await chooseSignedChain(undefined));
+  if (!chain) throw noSignedChainError();
+  await installSignedChain(t.espNode!, chain, renderSignedStub(t.bootUuid, grubDirOnFs(t)), t.signal);
+  return chain.from;
 }
 
 /** What grub-install does for x86_64-efi, done with the system's grub-mkimage and mtools. */
 async function mkimageEfi(t: ImageGrubTarget, opts: (what: string, timeoutMs?: number) => RunOptions): Promise<void> {
   const root = t.chroot.root;
-  const grubDirOnFs = posix.join('/', t.bootSubvolume ?? '', t.bootPrefix || '/', t.grub.grubDir.slice('/boot/'.length));
+  const grubDir = grubDirOnFs(t);
   const lib = 'usr/lib/grub/x86_64-efi';
   const modules = join(root, t.grub.grubDir, 'x86_64-efi');
   await mkdir(modules, { recursive: true });
@@ -143,11 +170,11 @@ async function mkimageEfi(t: ImageGrubTarget, opts: (what: string, timeoutMs?: n
   }
   const work = '/run/imagepe-grub';
   await mkdir(join(root, work), { recursive: true });
-  await writeFile(join(root, work, 'load.cfg'), `search.fs_uuid ${t.bootUuid} root\nset prefix=($root)'${grubDirOnFs}'\n`);
+  await writeFile(join(root, work, 'load.cfg'), `search.fs_uuid ${t.bootUuid} root\nset prefix=($root)'${grubDir}'\n`);
   const mkimage = t.grub.install.replace('install', 'mkimage');
   await t.chroot.run(
     mkimage,
-    ['-O', 'x86_64-efi', '-o', `${work}/grubx64.efi`, '-c', `${work}/load.cfg`, '-p', grubDirOnFs, 'part_gpt', 'part_msdos', 'fat', 'ext2', 'xfs', 'btrfs', 'search_fs_uuid'],
+    ['-O', 'x86_64-efi', '-o', `${work}/grubx64.efi`, '-c', `${work}/load.cfg`, '-p', grubDir, 'part_gpt', 'part_msdos', 'fat', 'ext2', 'xfs', 'btrfs', 'search_fs_uuid'],
     opts(`making the UEFI loader with the image's ${mkimage}`),
   );
   const efi = join(root, work, 'grubx64.efi');

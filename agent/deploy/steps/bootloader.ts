@@ -41,12 +41,13 @@ export const bootloaderStep = defineStep({
         bootSubvolume: treeMountAt(ctx, bootPart.mount)?.subvolume,
         bootloaderId: await osId(targetRoot),
         kernelArgs: plan.bootloader.kernelArgs,
+        secureBoot: plan.bootloader.secureBoot,
         diskNames: need(ctx.applied, 'the partitions').map((p) => ({ node: p.node, uuid: p.uuid, partuuid: p.partuuid, label: p.label, partlabel: need(ctx.layout, 'the layout').table === 'gpt' ? p.name : undefined })),
         signal: io.signal,
         warn: io.warn,
       });
       ctx.grub = grub;
-      return [`the image's ${imageGrub.install}`, grub.bios ? 'BIOS' : '', grub.efiBinary ? `UEFI ${grub.efiBinary}` : '', `grub.cfg by ${imageGrub.mkconfig.command}`, `kernel ${grub.kernel}`].filter(Boolean).join(', ');
+      return [`the image's ${imageGrub.install}`, grub.bios ? 'BIOS' : '', grub.efiBinary ? `UEFI ${grub.efiBinary}${signedNote(grub.signedChain)}` : '', `grub.cfg by ${imageGrub.mkconfig.command}`, `kernel ${grub.kernel}`].filter(Boolean).join(', ');
     }
     const grub = await installGrub({
       firmware: plan.bootloader.firmware,
@@ -60,13 +61,18 @@ export const bootloaderStep = defineStep({
       rootPartuuid: rootPart.partuuid,
       rootMount: join(targetRoot, '/'),
       kernelArgs: plan.bootloader.kernelArgs,
+      secureBoot: plan.bootloader.secureBoot,
       title: hostname ? `imagepe: ${hostname}` : `imagepe: ${need(ctx.images, 'the images')[0]!.name}`,
       ...(io.signal ? { signal: io.signal } : {}),
     });
     ctx.grub = grub;
-    return [grub.bios ? 'BIOS' : '', grub.efiBinary ? `UEFI ${grub.efiBinary}` : '', `kernel ${grub.kernel}`].filter(Boolean).join(', ');
+    return [grub.bios ? 'BIOS' : '', grub.efiBinary ? `UEFI ${grub.efiBinary}${signedNote(grub.signedChain)}` : '', `kernel ${grub.kernel}`].filter(Boolean).join(', ');
   },
 });
+
+function signedNote(chain: 'image' | 'pe' | undefined): string {
+  return chain === undefined ? ' (unsigned)' : ` (shim and signed GRUB from the ${chain === 'image' ? "image's packages" : 'PE'})`;
+}
 
 /** The system's ID from os-release (debian, ubuntu, fedora): the folder its GRUB goes into on the ESP. */
 async function osId(root: string): Promise<string> {

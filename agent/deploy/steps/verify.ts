@@ -1,6 +1,6 @@
 import { lstat, open, readFile, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { ImagepeError, pathKind, run } from '../../../core/index.js';
+import { fileSignatureBytes, ImagepeError, pathKind, run, SHIM_SECOND_STAGE, SIGNED_GRUB_PREFIX } from '../../../core/index.js';
 import * as imaging from '../../../imaging/index.js';
 import * as partition from '../../../partition/index.js';
 import { fatFileExists } from '../../bootloader/index.js';
@@ -66,6 +66,15 @@ export const verifyStep = defineStep({
       if (!cfg.includes(`root=${grub.root} `) || !findsBoot) throw new ImagepeError('VERIFY_FAILED', `grub.cfg is missing or does not name root=${grub.root}`);
       const esp = espOf(ctx);
       if (grub.efiBinary && !(await fatFileExists(partitionNamed(ctx, esp!.name).node, grub.efiBinary, io.signal))) throw new ImagepeError('VERIFY_FAILED', `${grub.efiBinary} is not on the ESP`);
+      // shim starts only what sits beside it, and the signed GRUB reads only its prefix's config.
+      if (grub.signedChain) {
+        for (const f of [`/EFI/BOOT/${SHIM_SECOND_STAGE}`, `${SIGNED_GRUB_PREFIX.grubDisk}/grub.cfg`]) {
+          if (!(await fatFileExists(partitionNamed(ctx, esp!.name).node, f, io.signal))) throw new ImagepeError('VERIFY_FAILED', `${f} is not on the ESP: shim's BOOTX64.EFI would have nothing to start`);
+        }
+        // Not an error: with Secure Boot off the chain starts any kernel.
+        const signature = grub.kernel ? await fileSignatureBytes(join(targetRoot, bootPart.mount!, grub.kernel)).catch(() => undefined) : undefined;
+        if (signature === 0) io.warn(`the kernel ${grub.kernel} carries no signature: with Secure Boot on, the signed GRUB will refuse to start it`);
+      }
       if (grub.bios) {
         const mbr = await readBytes(device, 0, 440);
         if (mbr.every((b) => b === 0)) throw new ImagepeError('VERIFY_FAILED', `the MBR of ${ctx.diskShown} holds no boot code`);
