@@ -137,8 +137,8 @@ export function bootEntries(config: BuildConfig, volumeId: string | null): BootE
 
 /**
  * Seconds the boot menu counts down. None when the boot needs no choice: a plan is embedded or
- * named on every entry's command line, so the PE deploys unattended (the menu is still reached
- * by pressing Esc as GRUB starts). `menu.countdown: always` keeps the configured countdown.
+ * named on every entry's command line, so the PE deploys unattended (Shift held while GRUB
+ * starts still brings the menu). `menu.countdown: always` keeps the configured countdown.
  */
 export function menuTimeout(config: BuildConfig): number {
   if (config.menu.countdown === 'always') return config.menu.timeoutSeconds;

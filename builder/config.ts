@@ -48,7 +48,7 @@ export const BuildConfigSchema = z
     menu: z
       .object({
         timeoutSeconds: z.number().int().min(0).max(600).default(2),
-        /** unattended: no countdown when a plan is embedded or named on the command line (Esc as GRUB starts still shows the menu); always: count down every time. */
+        /** unattended: no countdown when a plan is embedded or named on the command line (Shift held while GRUB starts still shows the menu); always: count down every time. */
         countdown: z.enum(['unattended', 'always']).default('unattended'),
         default: z.string().default('deploy'),
         entries: z

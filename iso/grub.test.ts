@@ -3,7 +3,7 @@ import { isoDate, parseBootReport, xorrisoArgs } from './xorriso.js';
 import { espFolders, espSizeFor } from './esp.js';
 
 const templates = {
-  grubCfg: 'set timeout=@TIMEOUT@\nset timeout_style=@TIMEOUT_STYLE@\nset default=@DEFAULT@\n@SERIAL@\nsearch --no-floppy --set=root --file /@MARKER@\n@ENTRIES@\n',
+  grubCfg: 'set timeout=@TIMEOUT@\nset default=@DEFAULT@\n@SERIAL@\n@MENU_KEY@\nsearch --no-floppy --set=root --file /@MARKER@\n@ENTRIES@\n',
   menuEntry: "menuentry '@TITLE@' --id @ID@ {\n  linux /boot/vmlinuz @ARGS@\n  initrd /boot/initrd.img\n}\n",
 };
 const entries = [
@@ -20,8 +20,10 @@ describe('boot menus', () => {
   it('renders the GRUB menu with serial console, marker and entries', () => {
     const cfg = renderGrubMenu({ entries, defaultId: 'deploy', timeoutSeconds: 2, serial: { unit: 0, speed: 115200 }, marker: 'imagepe-x' }, templates);
     expect(cfg).toContain('set timeout=2');
-    expect(cfg).toContain('set timeout_style=menu');
-    expect(renderGrubMenu({ entries, defaultId: 'deploy', timeoutSeconds: 0, serial: null, marker: 'm' }, templates)).toContain('set timeout=0\nset timeout_style=hidden\n');
+    expect(cfg).not.toContain('keystatus');
+    // No countdown: nothing is drawn, and Shift held brings the menu back.
+    expect(renderGrubMenu({ entries, defaultId: 'deploy', timeoutSeconds: 0, serial: null, marker: 'm' }, templates)).toContain('set timeout=0\n');
+    expect(renderGrubMenu({ entries, defaultId: 'deploy', timeoutSeconds: 0, serial: null, marker: 'm' }, templates)).toContain('if keystatus --shift; then set timeout=-1; fi');
     expect(cfg).toContain('set default=deploy');
     expect(cfg).toContain('serial --unit=0 --speed=115200');
     expect(cfg).toContain('search --no-floppy --set=root --file /imagepe-x');

@@ -32,6 +32,13 @@ export function grubQuote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * Without a countdown GRUB boots the default entry at once (timeout=0 draws nothing); Shift held
+ * while GRUB starts brings the menu back. Not timeout_style=hidden: Debian's GRUB waits about 3 s
+ * in it even with a zero timeout (measured under QEMU).
+ */
+export const MENU_KEY_CHECK = '# No countdown: hold Shift while GRUB starts for the menu.\nif keystatus --shift; then set timeout=-1; fi';
+
 export function renderGrubMenu(options: MenuOptions, templates: { grubCfg: string; menuEntry: string }): string {
   const serial = options.serial
     ? [`serial --unit=${options.serial.unit} --speed=${options.serial.speed}`, 'terminal_input console serial', 'terminal_output console serial'].join('\n')
@@ -41,9 +48,7 @@ export function renderGrubMenu(options: MenuOptions, templates: { grubCfg: strin
     .join('\n');
   return fillTemplate(templates.grubCfg, {
     TIMEOUT: String(options.timeoutSeconds),
-    // With no countdown GRUB still looks once for a key already pressed (Esc shows the menu,
-    // an entry's hotkey starts it), so a technician tapping Esc at power-on gets the menu.
-    TIMEOUT_STYLE: options.timeoutSeconds === 0 ? 'hidden' : 'menu',
+    MENU_KEY: options.timeoutSeconds === 0 ? MENU_KEY_CHECK : '',
     DEFAULT: options.defaultId,
     SERIAL: serial,
     MARKER: options.marker,
@@ -88,7 +93,7 @@ export function renderGrubNetConfig(options: MenuOptions, folder: 'config-folder
       ? '# imagepe PXE menu for GRUB netboot; vmlinuz and initrd.img sit in the same directory as this file.'
       : '# imagepe PXE menu for the signed network GRUB (grubx64.efi, started by shim as bootx64.efi); vmlinuz and initrd.img sit in the parent of this folder, the TFTP root.',
     `set timeout=${options.timeoutSeconds}`,
-    ...(options.timeoutSeconds === 0 ? ['set timeout_style=hidden'] : []),
+    ...(options.timeoutSeconds === 0 ? [MENU_KEY_CHECK] : []),
     `set default=${options.defaultId}`,
     folder === 'config-folder' ? 'regexp --set=1:imagepe_dir "^(.*)/[^/]*$" "$config_file"' : 'regexp --set=1:imagepe_dir "^(.*)/[^/]*$" "$prefix"',
   ];
@@ -100,7 +105,7 @@ export function renderGrubNetConfig(options: MenuOptions, folder: 'config-folder
 }
 
 /** Modules built into the images, so the ISO needs no GRUB module directory. */
-export const GRUB_MODULES_COMMON = ['iso9660', 'part_msdos', 'part_gpt', 'normal', 'configfile', 'linux', 'search', 'search_fs_file', 'search_label', 'echo', 'test', 'serial', 'terminal', 'sleep', 'reboot', 'halt', 'regexp', 'ls', 'cat'];
+export const GRUB_MODULES_COMMON = ['iso9660', 'part_msdos', 'part_gpt', 'normal', 'configfile', 'linux', 'search', 'search_fs_file', 'search_label', 'echo', 'test', 'serial', 'terminal', 'sleep', 'reboot', 'halt', 'regexp', 'ls', 'cat', 'keystatus'];
 export const GRUB_MODULES_BIOS = ['biosdisk', ...GRUB_MODULES_COMMON];
 export const GRUB_MODULES_EFI = ['fat', 'efi_gop', 'efi_uga', 'all_video', ...GRUB_MODULES_COMMON];
 
