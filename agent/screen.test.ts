@@ -7,6 +7,11 @@ describe('screenLine', () => {
     const text = screenLine({ ...base, type: 'ready', node: 'v20.20.2', kernel: '6.1.0', mode: 'deploy', plan: 'smb://s/q/plan.yaml', disks: [{ path: '/dev/sda', size: 2 * 1024 ** 3, model: 'QEMU HARDDISK', removable: false, readOnly: false }], bootMedium: '/dev/sr0', uptimeSeconds: 9 });
     expect(text).toContain('disks: /dev/sda 2.00 GiB QEMU HARDDISK');
     expect(text).toContain('plan: smb://s/q/plan.yaml');
+    expect(text).not.toContain('firmware');
+    const sb = screenLine({ ...base, type: 'ready', node: 'v20.20.2', kernel: '6.1.0', mode: 'deploy', plan: null, disks: [], bootMedium: null, firmware: { type: 'uefi', secureBoot: true, lockdown: 'integrity' }, uptimeSeconds: 9 });
+    expect(sb).toContain('firmware: UEFI, Secure Boot on, kernel lockdown: integrity');
+    const bios = screenLine({ ...base, type: 'ready', node: 'v20.20.2', kernel: '6.1.0', mode: 'deploy', plan: null, disks: [], bootMedium: null, firmware: { type: 'bios', secureBoot: false, lockdown: 'none' }, uptimeSeconds: 9 });
+    expect(bios).toContain('firmware: BIOS\n');
   });
 
   it('overwrites progress in place and ends step lines', () => {

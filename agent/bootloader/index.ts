@@ -31,6 +31,8 @@ export interface GrubTarget {
   title: string;
   /** UEFI: shim and Debian's signed GRUB (the image's own when it has them, else the PE's) instead of an unsigned GRUB. */
   secureBoot: boolean;
+  /** The system's ID (os-release ID): the image's own signed GRUB reads EFI/<id>/grub.cfg. */
+  bootloaderId?: string;
   signal?: AbortSignal;
 }
 
@@ -102,7 +104,7 @@ export async function installGrub(t: GrubTarget): Promise<GrubResult> {
     if (t.secureBoot) {
       const chain = await chooseSignedChain(t.rootMount);
       if (!chain) throw noSignedChainError();
-      await installSignedChain(t.espNode, chain, renderSignedStub(t.bootUuid, posix.dirname(grubCfgOnDisk)), t.signal);
+      await installSignedChain(t.espNode, chain, renderSignedStub(t.bootUuid, posix.dirname(grubCfgOnDisk)), t.signal, chain.from === 'image' && t.bootloaderId ? [`/EFI/${t.bootloaderId}`] : []);
       result.efiBinary = '/EFI/BOOT/BOOTX64.EFI';
       result.signedChain = chain.from;
       return result;

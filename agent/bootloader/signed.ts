@@ -62,20 +62,22 @@ export function signedChainLayout(chain: SignedChain): { source: string; target:
 /**
  * Puts the signed chain on a deployed disk's ESP with mtools (no vfat driver needed): shim as
  * EFI/BOOT/BOOTX64.EFI, the signed GRUB as EFI/BOOT/grubx64.efi, MokManager beside them, and the
- * stub config at the signed GRUB's prefix. No NVRAM entry: the disk boots on any machine.
+ * stub config at the signed GRUB's prefix (and at `otherPrefixes`). No NVRAM entry: the disk
+ * boots on any machine.
  * Throws COMMAND_FAILED with mtools' stderr when the ESP cannot be written.
  */
-export async function installSignedChain(espNode: string, chain: SignedChain, stub: string, signal?: AbortSignal): Promise<void> {
+export async function installSignedChain(espNode: string, chain: SignedChain, stub: string, signal?: AbortSignal, otherPrefixes: readonly string[] = []): Promise<void> {
   const opts = (what: string, okExitCodes = [0]): RunOptions => ({ what, timeoutMs: 120_000, env: MTOOLS_ENV, okExitCodes, ...(signal ? { signal } : {}) });
-  const prefix = SIGNED_GRUB_PREFIX.grubDisk;
+  // Debian's prefix, and the image's own where its signed GRUB was built with another (Ubuntu's is /EFI/ubuntu).
+  const prefixes = [...new Set([SIGNED_GRUB_PREFIX.grubDisk, ...otherPrefixes])];
   // mmd fails (exit 1) on a folder that exists already; each is made on its own so the rest still are.
-  for (const dir of ['::/EFI', '::/EFI/BOOT', `::${prefix}`]) await run('mmd', ['-i', espNode, dir], opts(`creating ${dir.slice(2)} on the ESP`, [0, 1]));
+  for (const dir of ['::/EFI', '::/EFI/BOOT', ...prefixes.map((p) => `::${p}`)]) await run('mmd', ['-i', espNode, dir], opts(`creating ${dir.slice(2)} on the ESP`, [0, 1]));
   for (const f of signedChainLayout(chain)) await run('mcopy', ['-o', '-i', espNode, f.source, f.target], opts(`copying ${f.target.slice(3)} to the ESP`));
   const scratch = await mkdtemp(join(tmpdir(), 'imagepe-shim-'));
   try {
     const cfg = join(scratch, 'grub.cfg');
     await writeFile(cfg, stub);
-    await run('mcopy', ['-o', '-i', espNode, cfg, `::${prefix}/grub.cfg`], opts(`writing ${prefix.slice(1)}/grub.cfg on the ESP`));
+    for (const prefix of prefixes) await run('mcopy', ['-o', '-i', espNode, cfg, `::${prefix}/grub.cfg`], opts(`writing ${prefix.slice(1)}/grub.cfg on the ESP`));
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

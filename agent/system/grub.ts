@@ -154,7 +154,7 @@ async function installEfi(t: ImageGrubTarget, opts: (what: string, timeoutMs?: n
   // The image's own chain when grub-install could not place it (no ESP mount here), else the PE's.
   const chain: SignedChain | undefined = imageChain ?? (await chooseSignedChain(undefined));
   if (!chain) throw noSignedChainError();
-  await installSignedChain(t.espNode!, chain, renderSignedStub(t.bootUuid, grubDirOnFs(t)), t.signal);
+  await installSignedChain(t.espNode!, chain, renderSignedStub(t.bootUuid, grubDirOnFs(t)), t.signal, chain.from === 'image' ? [`/EFI/${t.bootloaderId}`] : []);
   return chain.from;
 }
 

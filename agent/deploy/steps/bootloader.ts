@@ -62,6 +62,7 @@ export const bootloaderStep = defineStep({
       rootMount: join(targetRoot, '/'),
       kernelArgs: plan.bootloader.kernelArgs,
       secureBoot: plan.bootloader.secureBoot,
+      bootloaderId: await osId(targetRoot),
       title: hostname ? `imagepe: ${hostname}` : `imagepe: ${need(ctx.images, 'the images')[0]!.name}`,
       ...(io.signal ? { signal: io.signal } : {}),
     });
