@@ -90,7 +90,7 @@ export interface BuildResult {
 
 const PXE_FILES = ['vmlinuz', 'initrd.img', 'boot.ipxe', 'grub.cfg'] as const;
 /** The signed network chain's files in the PXE bundle: shim, the name shim loads next, MokManager, the signed GRUB's config. */
-const PXE_SIGNED_FILES = ['bootx64.efi', SHIM_SECOND_STAGE, 'mmx64.efi', `${SIGNED_GRUB_PREFIX.grubNet.slice(1)}/grub.cfg`] as const;
+const PXE_SIGNED = { shim: 'bootx64.efi', grub: SHIM_SECOND_STAGE, mokManager: 'mmx64.efi', grubConfig: `${SIGNED_GRUB_PREFIX.grubNet.slice(1)}/grub.cfg` } as const;
 /** Parts of the signed chain a build needs; MokManager is taken when present. */
 const SIGNED_PARTS_NEEDED: readonly SignedChainPart[] = ['shim', 'grubCd', 'grubNet', 'grubDisk'];
 
@@ -361,9 +361,10 @@ export async function buildPe(options: BuildOptions): Promise<BuildResult> {
   const pxeDir = join(options.outputDir, 'pxe');
   await copyOut(join(entry, 'imagepe.iso'), iso);
   for (const f of PXE_FILES) await copyOut(join(entry, f), join(pxeDir, f));
-  for (const f of PXE_SIGNED_FILES) {
-    // A bundle built without the signed chain must not keep an earlier build's.
-    if (signed) {
+  for (const f of Object.values(PXE_SIGNED)) {
+    // A bundle built without the signed chain must not keep an earlier build's; a build without
+    // MokManager has none to copy.
+    if (signed && (f !== PXE_SIGNED.mokManager || signed.files.mokManager)) {
       await mkdir(dirname(join(pxeDir, f)), { recursive: true });
       await copyOut(join(entry, f), join(pxeDir, f));
     } else await removeQuietly(join(pxeDir, f));
@@ -377,7 +378,7 @@ export async function buildPe(options: BuildOptions): Promise<BuildResult> {
       initrd: join(pxeDir, 'initrd.img'),
       ipxeScript: join(pxeDir, 'boot.ipxe'),
       grubConfig: join(pxeDir, 'grub.cfg'),
-      ...(signed ? { secureBoot: { shim: join(pxeDir, PXE_SIGNED_FILES[0]), grub: join(pxeDir, PXE_SIGNED_FILES[1]), grubConfig: join(pxeDir, PXE_SIGNED_FILES[3]) } } : {}),
+      ...(signed ? { secureBoot: { shim: join(pxeDir, PXE_SIGNED.shim), grub: join(pxeDir, PXE_SIGNED.grub), grubConfig: join(pxeDir, PXE_SIGNED.grubConfig) } } : {}),
     },
     kernel,
     volumeId,
@@ -561,10 +562,10 @@ async function buildInto(work: string, a: BuildIntoArgs): Promise<void> {
   await writeFile(join(out, 'boot.ipxe'), renderIpxeScript(pxeMenu, a.ipxeTemplate));
   await writeFile(join(out, 'grub.cfg'), renderGrubNetConfig(pxeMenu, 'config-folder'));
   if (a.signed) {
-    await copyFile(a.signed.shim!, join(out, PXE_SIGNED_FILES[0]));
-    await copyFile(a.signed.grubNet!, join(out, PXE_SIGNED_FILES[1]));
-    if (a.signed.mokManager) await copyFile(a.signed.mokManager, join(out, PXE_SIGNED_FILES[2]));
-    await mkdir(join(out, dirname(PXE_SIGNED_FILES[3])), { recursive: true });
-    await writeFile(join(out, PXE_SIGNED_FILES[3]), renderGrubNetConfig(pxeMenu, 'prefix-parent'));
+    await copyFile(a.signed.shim!, join(out, PXE_SIGNED.shim));
+    await copyFile(a.signed.grubNet!, join(out, PXE_SIGNED.grub));
+    if (a.signed.mokManager) await copyFile(a.signed.mokManager, join(out, PXE_SIGNED.mokManager));
+    await mkdir(join(out, dirname(PXE_SIGNED.grubConfig)), { recursive: true });
+    await writeFile(join(out, PXE_SIGNED.grubConfig), renderGrubNetConfig(pxeMenu, 'prefix-parent'));
   }
 }

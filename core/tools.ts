@@ -1,5 +1,6 @@
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { SIGNED_CHAIN_FILES, SIGNED_CHAIN_PACKAGES, type SignedChainPart } from './secure-boot.js';
 
 /** Every external program imagepe drives, the Debian package that ships it, and what for. */
 export interface ToolInfo {
@@ -65,16 +66,27 @@ export interface FileInfo {
   purpose: string;
 }
 
+const SIGNED_CHAIN_PURPOSE: Record<SignedChainPart, string> = {
+  shim: 'Secure Boot: the first stage of the ISO, the PXE bundle and deployed disks',
+  mokManager: 'Secure Boot: MokManager beside shim',
+  grubCd: 'Secure Boot: the signed GRUB of the ISO',
+  grubNet: 'Secure Boot: the signed GRUB of the PXE bundle',
+  grubDisk: 'Secure Boot: the signed GRUB the PE installs on deployed disks',
+};
+
 export const FILES: readonly FileInfo[] = [
-  { path: '/usr/lib/shim/shimx64.efi.signed', debianPackage: 'shim-signed', purpose: 'Secure Boot: the first stage of the ISO, the PXE bundle and deployed disks' },
-  { path: '/usr/lib/shim/mmx64.efi.signed', debianPackage: 'shim-helpers-amd64-signed', purpose: 'Secure Boot: MokManager beside shim' },
-  { path: '/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed', debianPackage: 'grub-efi-amd64-signed', purpose: 'Secure Boot: the signed GRUB of the ISO' },
-  { path: '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', debianPackage: 'grub-efi-amd64-signed', purpose: 'Secure Boot: the signed GRUB of the PXE bundle' },
-  { path: '/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed', debianPackage: 'grub-efi-amd64-signed', purpose: 'Secure Boot: the signed GRUB the PE installs on deployed disks' },
+  ...(Object.keys(SIGNED_CHAIN_FILES) as SignedChainPart[]).map((part) => ({ path: `/${SIGNED_CHAIN_FILES[part]}`, debianPackage: SIGNED_CHAIN_PACKAGES[part], purpose: SIGNED_CHAIN_PURPOSE[part] })),
   { path: '/usr/share/OVMF/OVMF_CODE_4M.fd', debianPackage: 'ovmf', purpose: 'UEFI firmware for test VMs' },
   { path: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', debianPackage: 'ovmf', purpose: 'UEFI firmware with Secure Boot and Microsoft keys (imagepe vm --secure-boot)' },
   { path: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd', debianPackage: 'ovmf', purpose: 'its variable store, Secure Boot enforced' },
 ];
+
+/**
+ * The environment for mtools: MTOOLS_SKIP_CHECK lets it work on FAT volumes whose geometry or
+ * FAT copies another formatter laid out differently from what mtools itself would (its sanity
+ * check refuses them otherwise).
+ */
+export const MTOOLS_ENV: Readonly<Record<string, string>> = { MTOOLS_SKIP_CHECK: '1' };
 
 export function toolInfo(name: string): ToolInfo | undefined {
   return TOOLS.find((t) => t.name === name);

@@ -1,6 +1,6 @@
 import { stat, truncate, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { run } from '../core/index.js';
+import { MTOOLS_ENV, run } from '../core/index.js';
 
 /** One file of the ESP: a host file or generated text, at a path on the FAT volume ("EFI/BOOT/BOOTX64.EFI"). */
 export type EspFile = { target: string; source: string } | { target: string; data: string };
@@ -44,7 +44,7 @@ export async function makeEspImage(options: EspOptions): Promise<void> {
   const size = espSizeFor(bytes);
   await writeFile(options.output, '');
   await truncate(options.output, size);
-  const env = { SOURCE_DATE_EPOCH: String(options.sourceDateEpoch), MTOOLS_SKIP_CHECK: '1' };
+  const env = { ...MTOOLS_ENV, SOURCE_DATE_EPOCH: String(options.sourceDateEpoch) };
   const serial = (options.sourceDateEpoch >>> 0).toString(16).padStart(8, '0');
   const common = { env, timeoutMs: 30_000, signal: options.signal, what: 'building the EFI system partition image' };
   await run('mformat', ['-i', options.output, '-N', serial, '-v', 'IMAGEPE_EFI', '::'], common);

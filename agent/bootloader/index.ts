@@ -1,14 +1,12 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { ImagepeError, run, type RunOptions } from '../../core/index.js';
+import { ImagepeError, MTOOLS_ENV, run, type RunOptions } from '../../core/index.js';
 import { findKernel, kernelArgsFromDefaultGrub, renderEmbeddedCfg, renderGrubCfg } from './grubcfg.js';
 import { chooseSignedChain, installSignedChain, noSignedChainError, renderSignedStub } from './signed.js';
 
 export * from './grubcfg.js';
 export * from './signed.js';
-
-export const MTOOLS_ENV = { MTOOLS_SKIP_CHECK: '1' };
 
 export interface GrubTarget {
   firmware: 'bios' | 'uefi' | 'both';

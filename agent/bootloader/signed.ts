@@ -1,9 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { findSignedChain, ImagepeError, run, SHIM_SECOND_STAGE, signedChainInstallHint, SIGNED_GRUB_PREFIX, type RunOptions } from '../../core/index.js';
-
-const MTOOLS_ENV = { MTOOLS_SKIP_CHECK: '1' };
+import { findSignedChain, ImagepeError, MTOOLS_ENV, run, SHIM_SECOND_STAGE, signedChainInstallHint, SIGNED_GRUB_PREFIX, type RunOptions } from '../../core/index.js';
 
 /** The signed files a deployed disk gets, and whose they are. */
 export interface SignedChain {
@@ -73,12 +68,5 @@ export async function installSignedChain(espNode: string, chain: SignedChain, st
   // mmd fails (exit 1) on a folder that exists already; each is made on its own so the rest still are.
   for (const dir of ['::/EFI', '::/EFI/BOOT', ...prefixes.map((p) => `::${p}`)]) await run('mmd', ['-i', espNode, dir], opts(`creating ${dir.slice(2)} on the ESP`, [0, 1]));
   for (const f of signedChainLayout(chain)) await run('mcopy', ['-o', '-i', espNode, f.source, f.target], opts(`copying ${f.target.slice(3)} to the ESP`));
-  const scratch = await mkdtemp(join(tmpdir(), 'imagepe-shim-'));
-  try {
-    const cfg = join(scratch, 'grub.cfg');
-    await writeFile(cfg, stub);
-    for (const prefix of prefixes) await run('mcopy', ['-o', '-i', espNode, cfg, `::${prefix}/grub.cfg`], opts(`writing ${prefix.slice(1)}/grub.cfg on the ESP`));
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  for (const prefix of prefixes) await run('mcopy', ['-o', '-i', espNode, '-', `::${prefix}/grub.cfg`], { ...opts(`writing ${prefix.slice(1)}/grub.cfg on the ESP`), input: stub });
 }

@@ -1,6 +1,6 @@
 import { cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { run, type RunOptions } from '../../core/index.js';
+import { MTOOLS_ENV, run, type RunOptions } from '../../core/index.js';
 import { chooseSignedChain, installSignedChain, noSignedChainError, renderSignedStub, type GrubResult, type SignedChain } from '../bootloader/index.js';
 import type { Chroot, DiskNames } from './chroot.js';
 import { systemHas } from './chroot.js';
@@ -61,7 +61,6 @@ export interface ImageGrubTarget {
 
 // A drop-in update-grub reads after /etc/default/grub, so kernel updates keep the plan's arguments.
 const KERNEL_ARGS_DROPIN = '/etc/default/grub.d/90-imagepe.cfg';
-const MTOOLS_ENV = { MTOOLS_SKIP_CHECK: '1' };
 
 /**
  * Makes the deployed disk boot with the system's own GRUB, as its installer would: the

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { lstat, mkdtemp, readdir, readFile, readlink, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
-import { run } from '../../core/index.js';
+import { MTOOLS_ENV, run } from '../../core/index.js';
 import { withAttachedImage } from '../../partition/index.js';
 import type { EntrySnapshot } from '../tree.js';
 
@@ -24,7 +24,6 @@ export interface DiskState {
   esp: Record<string, string>;
 }
 
-const MTOOLS = { MTOOLS_SKIP_CHECK: '1' };
 const MARKER = 'var/lib/imagepe/deployed.json';
 
 /** Reads a disk image file deployed with the base layout (ESP p1, bios-boot p2, ext4 root p3). */
@@ -66,10 +65,10 @@ async function readAttached(disk: string, loop: string): Promise<DiskState> {
     }
 
     const esp: DiskState['esp'] = {};
-    const listing = await run('mdir', ['-/', '-b', '-i', `${loop}p1`, '::/'], { env: MTOOLS, okExitCodes: [0, 1] });
+    const listing = await run('mdir', ['-/', '-b', '-i', `${loop}p1`, '::/'], { env: MTOOLS_ENV, okExitCodes: [0, 1] });
     for (const line of listing.stdout.split('\n').map((l) => l.trim()).filter(Boolean)) {
       if (line.endsWith('/')) continue;
-      const data = await run('mtype', ['-i', `${loop}p1`, line], { env: MTOOLS });
+      const data = await run('mtype', ['-i', `${loop}p1`, line], { env: MTOOLS_ENV });
       esp[line] = createHash('sha256').update(data.stdout).digest('hex');
     }
     return { table, filesystems, root, marker, esp };

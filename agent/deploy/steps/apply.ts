@@ -1,8 +1,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run, type RunOptions } from '../../../core/index.js';
+import { MTOOLS_ENV, run, type RunOptions } from '../../../core/index.js';
 import * as imaging from '../../../imaging/index.js';
-import { MTOOLS_ENV } from '../../bootloader/index.js';
 import { defineStep, mountOn, need, scratchDir } from '../../steps/index.js';
 import { espOf, partitionNamed, treeMountOptions, treeMounts, type DeployContext } from '../context.js';
 
