@@ -8,7 +8,7 @@ describe('kernel command line', () => {
   });
   it('reads mode, plan and medium', () => {
     const c = parseAgentCommandLine('console=ttyS0 imagepe.mode=capture imagepe.plan=smb://10.0.2.4/qemu/plan.yaml imagepe.medium=IMAGEPE_1 imagepe.debug');
-    expect(c).toEqual({ mode: 'capture', plan: 'smb://10.0.2.4/qemu/plan.yaml', medium: 'IMAGEPE_1', params: { mode: 'capture', plan: 'smb://10.0.2.4/qemu/plan.yaml', medium: 'IMAGEPE_1', debug: '' } });
+    expect(c).toEqual({ mode: 'capture', plan: 'smb://10.0.2.4/qemu/plan.yaml', medium: 'IMAGEPE_1', server: null, bootMac: null, params: { mode: 'capture', plan: 'smb://10.0.2.4/qemu/plan.yaml', medium: 'IMAGEPE_1', debug: '' } });
   });
   it('defaults to deploy and falls back to shell on an unknown mode', () => {
     expect(parseAgentCommandLine('quiet').mode).toBe('deploy');

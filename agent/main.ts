@@ -12,7 +12,8 @@ import { stampEvent, type EventBody } from './events/line.js';
 import type { AgentEvent, Disk, RunEvent } from './events/index.js';
 import { waitForNetwork } from './network.js';
 import { AgentOutputs } from './outputs.js';
-import { parseAnyPlanText, planNeedsNetwork, readPlanText } from './plan/index.js';
+import { parseAnyPlanText, planNeedsNetwork, readPlanText, type PlanText } from './plan/index.js';
+import { EventPoster, fetchServerPlan, macFileName, readMachineIdentity, resolveServerUrl, type MachineIdentity } from './server/index.js';
 
 // The PE's entry point: /init starts it with stdout going to the boot log (the agent writes to
 // the consoles itself), and acts on /run/imagepe/after (poweroff, reboot or shell) once it
@@ -21,17 +22,33 @@ const EMBEDDED_PLAN = '/etc/imagepe/plan.json';
 const AFTER_FILE = '/run/imagepe/after';
 const NETWORK_WAIT_MS = 90_000;
 
+// How long the events still queued for the deployment server may hold up the reboot.
+const POSTER_FLUSH_MS = 15_000;
+
 // Opened when the agent starts, not when the module loads: the build loads it to make its code cache.
 let outputs: AgentOutputs;
+// Set when the PE was booted from a deployment server: every event also goes there.
+let poster: EventPoster | undefined;
 
 function emit(body: EventBody<AgentEvent>): void {
-  outputs.event(stampEvent(body) as AgentEvent);
+  send(stampEvent(body) as AgentEvent);
 }
 
-/** Runs the plan imagepe.plan= (or the build) names: a deploy plan or a capture plan, by its kind. */
-async function runPlan(cmdline: AgentCommandLine, planLocation: string, bootMedium: string | null): Promise<void> {
-  if (planNeedsNetwork(planLocation)) await waitForNetwork(NETWORK_WAIT_MS);
-  const { text, source } = await readPlanText(planLocation, { ...(bootMedium ? { mediaDevice: bootMedium } : {}) });
+function send(e: AgentEvent): void {
+  outputs.event(e);
+  poster?.push(e);
+}
+
+/** Where this machine's events and first-boot report go on the deployment server (by its first MAC). */
+function serverEndpoints(server: URL, id: MachineIdentity): { events: URL; report: URL } | undefined {
+  const mac = id.macs[0];
+  if (!mac) return undefined;
+  return { events: new URL(`events/${macFileName(mac)}`, server), report: new URL(`report/${macFileName(mac)}`, server) };
+}
+
+/** Runs a deploy plan or a capture plan, by its kind. */
+async function runPlan(cmdline: AgentCommandLine, plan: PlanText, bootMedium: string | null, report: URL | undefined): Promise<void> {
+  const { text, source } = plan;
   const parsed = parseAnyPlanText(text, source);
   // imagepe.mode= from a menu entry and the plan's kind must agree: a capture entry that finds
   // a deploy plan (or the other way round) would write to the wrong disk's data.
@@ -42,15 +59,15 @@ async function runPlan(cmdline: AgentCommandLine, planLocation: string, bootMedi
   }
   const common = {
     yes: true,
-    events: (e: RunEvent) => outputs.event(e),
+    events: (e: RunEvent) => send(e),
     planFile: source,
     ...(bootMedium ? { bootMedium, mediaDevice: bootMedium } : {}),
     ...(cmdline.params.disk ? { disk: cmdline.params.disk } : {}),
   };
   if (parsed.kind === 'deploy') {
-    const plan = parsed.plan;
+    const plan = { ...parsed.plan, source: { ...parsed.plan.source, url: resolveServerUrl(parsed.plan.source.url, cmdline.server) } };
     if (planNeedsNetwork(plan.source.url)) await waitForNetwork(NETWORK_WAIT_MS);
-    const result = await deploy(plan, common);
+    const result = await deploy(plan, { ...common, ...(report ? { report } : {}) });
     writeFileSync(AFTER_FILE, `${plan.after}\n`);
     emit({ type: 'log', level: 'info', text: `deployed to ${result.disk} in ${(result.durationMs / 1000).toFixed(1)} s; next: ${plan.after}` });
   } else {
@@ -70,7 +87,7 @@ async function runConsole(cmdline: AgentCommandLine, bootMedium: string | null, 
     ...(cmdline.params.share ? { defaultShare: cmdline.params.share } : {}),
     waitForNetwork: () => waitForNetwork(NETWORK_WAIT_MS),
     claimed: (path: string | undefined) => outputs.reserve(path),
-    events: (e: RunEvent) => outputs.event(e),
+    events: (e: RunEvent) => send(e),
   });
   writeFileSync(AFTER_FILE, `${after}\n`);
 }
@@ -81,12 +98,16 @@ async function main(): Promise<number> {
   const bootMedium = findBootMedium(entries, cmdline.medium);
   const planLocation = cmdline.plan ?? (existsSync(EMBEDDED_PLAN) ? EMBEDDED_PLAN : null);
   const disks = disksFromSysBlock(entries, bootMedium);
+  // Booted from a deployment server: it is told everything from the ready event on.
+  const identity = cmdline.server ? await readMachineIdentity(cmdline.bootMac) : undefined;
+  const endpoints = cmdline.server && identity ? serverEndpoints(cmdline.server, identity) : undefined;
+  if (endpoints) poster = new EventPoster({ url: endpoints.events });
   emit({
     type: 'ready',
     node: process.version,
     kernel: release(),
     mode: cmdline.mode,
-    plan: planLocation,
+    plan: planLocation ?? (cmdline.server ? new URL('plans/', cmdline.server).href : null),
     disks,
     bootMedium,
     firmware: readFirmwareState(),
@@ -94,9 +115,27 @@ async function main(): Promise<number> {
     uptimeSeconds: uptime(),
   });
   if (cmdline.mode === 'shell') return 0;
-  if (planLocation) await runPlan(cmdline, planLocation, bootMedium);
+  const plan = await findPlan(cmdline, planLocation, bootMedium, identity);
+  if (plan) await runPlan(cmdline, plan, bootMedium, endpoints?.report);
   else await runConsole(cmdline, bootMedium, disks);
   return 0;
+}
+
+/**
+ * The plan to run: imagepe.plan= or the embedded one; else, booted from a deployment server, the
+ * one it has for this machine (plans/<mac>.yaml, <uuid>, <serial>, default.yaml); else none, and
+ * the technician's console asks.
+ */
+async function findPlan(cmdline: AgentCommandLine, location: string | null, bootMedium: string | null, identity: MachineIdentity | undefined): Promise<PlanText | null> {
+  if (location) {
+    if (planNeedsNetwork(location)) await waitForNetwork(NETWORK_WAIT_MS);
+    return readPlanText(location, { ...(bootMedium ? { mediaDevice: bootMedium } : {}) });
+  }
+  if (!cmdline.server || !identity) return null;
+  await waitForNetwork(NETWORK_WAIT_MS);
+  const found = await fetchServerPlan(cmdline.server, identity);
+  emit({ type: 'log', level: 'info', text: found ? `plan ${found.source} from the deployment server` : `the deployment server has no plan for this machine (${identity.macs.join(', ') || 'no MAC'}); asking at the console` });
+  return found;
 }
 
 /** What the PE's loader says of the code cache (it sets IMAGEPE_CODE_CACHE); nothing when not started by it. */
@@ -114,5 +153,7 @@ export async function runAgent(): Promise<number> {
     // deploy() and capture() announce their own `failed` event; this line covers failures outside them.
     emit({ type: 'error', code: (e as { code?: string }).code ?? 'INTERNAL', message: e instanceof Error ? e.message : String(e) });
     return 1;
+  } finally {
+    if (poster && !(await poster.flush(POSTER_FLUSH_MS))) outputs.event(stampEvent({ type: 'log', level: 'warning', text: `the deployment server did not take every event (${poster.counts.sent} sent)` }) as AgentEvent);
   }
 }

@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { parseTimeMaxRssKiB } from './deploy-apply.js';
-import { parseArgs, SECTIONS } from './args.js';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseTimeMaxRssKiB, parseTimeVerboseMaxRssKiB } from './deploy-apply.js';
+import { parseArgs, SECTIONS, SLOW_SECTIONS } from './args.js';
 import { SCHEMA_VERSION, tableRows, type Results } from './results.js';
+import { watchLargestFile } from './scratch.js';
 
 const FULL: Results = {
   schema: SCHEMA_VERSION,
@@ -23,6 +27,31 @@ const FULL: Results = {
     endToEnd: { runs: 3, seconds: 42.5, peToDeployedSeconds: 31, deployedBootSeconds: 11.5, samples: { endToEnd: [42.5], peToDeployed: [31], deployedBoot: [11.5] } },
     apply: { runs: 3, bytes: 631242752, deploySeconds: 1.33, wimlibSeconds: 1.35, throughputRatio: 1.01, deployMiBps: 452, samples: { deploy: [1.33], wimlib: [1.35] } },
     memory: { runs: 3, agentPeakRssMiB: 74.4, agentPeakRssBeforeApplyMiB: 64.6, wimlibPeakRssMiB: 11.2, samples: { agent: [74.4], agentBeforeApply: [64.6], wimlib: [11.2] } },
+  },
+  network: {
+    runs: 3,
+    accel: 'tcg',
+    durationSeconds: 1740,
+    pxeToReady: { biosSeconds: 31.2, uefiSeconds: 35.8, samples: { bios: [31.2], uefi: [35.8] } },
+    fleet: {
+      imageBytes: 41943040,
+      peBytes: 73400320,
+      one: { transport: 'http', firmware: ['uefi'], wallSeconds: 95.5, serverTxBytes: 120586240, txPerImage: 2.875, samples: { wallSeconds: [95.5], serverTxBytes: [120586240] } },
+      three: { transport: 'http', firmware: ['bios', 'uefi', 'uefi'], wallSeconds: 210.4, serverTxBytes: 361758720, txPerImage: 2.875, samples: { wallSeconds: [210.4], serverTxBytes: [361758720] } },
+      multicast: null,
+    },
+    streamMemory: {
+      imageBytes: 2148532224,
+      compression: 'none',
+      vmMemoryMiB: 1024,
+      vmDiskBytes: 4294967296,
+      seconds: 320.5,
+      deployed: true,
+      hostSeconds: 24.1,
+      hostPeakRssMiB: { agent: 98.2, wimlibImagex: 14.3 },
+      scratchLargestFileBytes: 0,
+      samples: { hostSeconds: [24.1], agentPeakRssMiB: [98.2], wimlibImagexPeakRssMiB: [14.3], scratchLargestFileBytes: [0] },
+    },
   },
   reliability: {
     plans: {
@@ -46,8 +75,11 @@ const FULL: Results = {
 describe('bench arguments', () => {
   it('defaults to every section, 3 runs of a 600 MiB tree; --quick to 1 run of 200 MiB', () => {
     expect(parseArgs([])).toEqual({ quick: false, runs: 3, sizeMiB: 600, compression: 'xpress', only: [...SECTIONS] });
-    expect(parseArgs(['--quick'])).toMatchObject({ quick: true, runs: 1, sizeMiB: 200, only: SECTIONS.filter((s) => s !== 'debian') });
+    expect(parseArgs(['--quick'])).toMatchObject({ quick: true, runs: 1, sizeMiB: 200, only: SECTIONS.filter((s) => s !== 'debian' && s !== 'network') });
+    expect(SLOW_SECTIONS).toEqual(['network', 'debian']);
     expect(parseArgs(['--quick', '--only', 'debian']).only).toEqual(['debian']);
+    expect(parseArgs(['--quick', '--only', 'network'])).toMatchObject({ quick: true, runs: 1, only: ['network'] });
+    expect(parseArgs(['--only', 'apply,network,deploy']).only).toEqual(['deploy', 'network', 'apply']);
     expect(parseArgs(['--quick', '--runs', '2', '--size-mib', '50', '--compression', 'lzx'])).toMatchObject({ runs: 2, sizeMiB: 50, compression: 'lzx' });
   });
 
@@ -72,7 +104,9 @@ describe('bench table', () => {
   it('shows every figure of a full run, memory included', () => {
     const rows = tableRows({ ...FULL, notMeasured: {} });
     expect(rows.map((r) => r[0])).toEqual([
-      'dataset', 'capture (xpress)', 'WIM size', 'apply', 'tar + zstd -3', 'PE build', 'QEMU start → ready', '  bios phases', 'deploy end to end', 'agent apply', 'agent peak RSS', 'wimlib-imagex peak RSS',
+      'dataset', 'capture (xpress)', 'WIM size', 'apply', 'tar + zstd -3', 'PE build', 'QEMU start → ready', '  bios phases', 'deploy end to end',
+      'PXE over HTTP → ready', 'one machine (http)', 'three at once (http)', '  fleet image, PE', 'stream 2.00 GiB into 1024 MiB VM', '  same deploy on the host', 'network duration',
+      'agent apply', 'agent peak RSS', 'wimlib-imagex peak RSS',
       'bad plans', 'faults', 'reported deployed wrongly', 'disks touched wrongly', 'secrets leaked', 'idempotent', 'reliability duration',
       'Debian 12 capture (PE)', 'Debian 12 deploy (PE)', 'Debian 12 first boot', 'Debian 12 total',
     ]);
@@ -83,6 +117,45 @@ describe('bench table', () => {
     expect(rows.find((r) => r[0] === 'faults')?.[1]).toBe('24 injected, 24 handled as expected');
     expect(rows.find((r) => r[0] === 'idempotent')?.[1]).toBe('yes');
     expect(rows.find((r) => r[0] === 'reliability duration')?.[1]).toBe('61.0 s');
+  });
+
+  it('shows the network figures: boot over HTTP, the fleet with what the server sent, the streamed image', () => {
+    const rows = tableRows({ ...FULL, notMeasured: {} });
+    const row = (name: string) => rows.find((r) => r[0] === name)?.slice(1);
+    expect(row('PXE over HTTP → ready')).toEqual(['BIOS 31.2 s, UEFI 35.8 s', 'from imagepe serve over QEMU user networking, tcg']);
+    expect(row('one machine (http)')).toEqual(['95.5 s to the last deployed, server sent 115 MiB', 'uefi; 2.9 × image per machine, 1.05 × (PE + image) per machine']);
+    expect(row('three at once (http)')?.[0]).toBe('210.4 s to the last deployed, server sent 345 MiB');
+    expect(row('three at once (http)')?.[1]).toMatch(/^bios \+ uefi \+ uefi; 2\.9 × image per machine/);
+    expect(row('stream 2.00 GiB into 1024 MiB VM')?.[0]).toBe('deployed in 320.5 s');
+    expect(row('  same deploy on the host')?.[0]).toBe('24.1 s, peak RSS 98.2 MiB, wimlib-imagex 14.3 MiB');
+    expect(row('  same deploy on the host')?.[1]).toMatch(/largest scratch file 0 B$/);
+    expect(row('network duration')?.[0]).toBe('29.0 min');
+    expect(rows.map((r) => r[0])).not.toContain('three by multicast (multicast)');
+  });
+
+  it('says why the multicast fleet and a streamed deploy that did not finish are missing, once each', () => {
+    const n = FULL.network!;
+    const fleet = { ...n.fleet, multicast: { ...n.fleet.three, transport: 'multicast' as const, serverTxBytes: 50000000 } };
+    const withMulticast = tableRows({ ...FULL, network: { ...n, fleet }, notMeasured: {} });
+    expect(withMulticast.find((r) => r[0] === 'three by multicast (multicast)')?.[1]).toBe('210.4 s to the last deployed, server sent 47.7 MiB');
+
+    const slow: Results = {
+      ...FULL,
+      network: { ...n, streamMemory: { ...n.streamMemory, seconds: null, deployed: null } },
+      notMeasured: {
+        'network.fleet.multicast': 'multicast not wired yet',
+        'network.streamMemory.deployed': 'the VM did not reach deployed within 900 s under tcg (1500 of 2049 MiB applied); the host figures stand',
+        'network.streamMemory.seconds': 'the VM did not finish: see deployed',
+      },
+    };
+    const rows = tableRows(slow);
+    expect(rows.find((r) => r[0] === 'stream 2.00 GiB into 1024 MiB VM')).toEqual(['stream 2.00 GiB into 1024 MiB VM', 'not measured', slow.notMeasured['network.streamMemory.deployed']]);
+    expect(rows.filter((r) => r[1] === 'not measured').map((r) => r[0])).toEqual(['stream 2.00 GiB into 1024 MiB VM', 'network.fleet.multicast']);
+    expect(rows.find((r) => r[0] === '  same deploy on the host')?.[1]).toBe('24.1 s, peak RSS 98.2 MiB, wimlib-imagex 14.3 MiB');
+
+    const failed = tableRows({ ...slow, network: { ...n, streamMemory: { ...n.streamMemory, seconds: null, deployed: false } }, notMeasured: { 'network.streamMemory.seconds': 'the guest kernel panicked before a serial line' } });
+    expect(failed.find((r) => r[0] === 'stream 2.00 GiB into 1024 MiB VM')?.slice(1)).toEqual(['not deployed — FAILED', 'the guest kernel panicked before a serial line']);
+    expect(failed.filter((r) => r[1] === 'not measured')).toEqual([]);
   });
 
   it('says which reliability cases failed, and why idempotency was not run, once', () => {
@@ -104,12 +177,14 @@ describe('bench table', () => {
       ...FULL,
       build: null,
       boot: null,
+      network: null,
       reliability: null,
       deploy: { ...FULL.deploy, endToEnd: null, memory: { ...FULL.deploy.memory!, wimlibPeakRssMiB: null, samples: { agent: [74.4], agentBeforeApply: [64.6], wimlib: [] } } },
       notMeasured: {
         build: 'skipped: --only wim,apply',
         boot: 'skipped: --only wim,apply',
         'deploy.endToEnd': 'skipped: --only wim,apply',
+        network: 'skipped: --only wim,apply',
         'deploy.memory.wimlibPeakRssMiB': 'GNU time is not installed',
         reliability: 'skipped: --only wim,apply',
       },
@@ -120,7 +195,8 @@ describe('bench table', () => {
     expect(names).not.toContain('deploy end to end');
     expect(names).not.toContain('wimlib-imagex peak RSS');
     expect(names).not.toContain('bad plans');
-    expect(rows.filter((r) => r[1] === 'not measured').map((r) => r[0])).toEqual(['build', 'boot', 'deploy.endToEnd', 'deploy.memory.wimlibPeakRssMiB', 'reliability']);
+    expect(names).not.toContain('PXE over HTTP → ready');
+    expect(rows.filter((r) => r[1] === 'not measured').map((r) => r[0])).toEqual(['build', 'boot', 'deploy.endToEnd', 'network', 'deploy.memory.wimlibPeakRssMiB', 'reliability']);
   });
 });
 
@@ -129,6 +205,30 @@ describe('GNU time output', () => {
     expect(parseTimeMaxRssKiB('11304\n')).toBe(11304);
     expect(parseTimeMaxRssKiB('9000\nCommand exited with non-zero status 1\n11432\n')).toBe(11432);
     expect(() => parseTimeMaxRssKiB('')).toThrow(/recorded no/);
+  });
+
+  it('-v: the "Maximum resident set size" line, KiB', () => {
+    const verbose = '\tCommand being timed: "node dist/cli/main.js deploy"\n\tMaximum resident set size (kbytes): 100556\n\tAverage resident set size (kbytes): 0\n\tExit status: 0\n';
+    expect(parseTimeVerboseMaxRssKiB(verbose)).toBe(100556);
+    expect(() => parseTimeVerboseMaxRssKiB('Command exited with non-zero status 1\n')).toThrow(/no maximum resident set size/);
+  });
+});
+
+describe('scratch watch', () => {
+  it('remembers the largest file that appeared under the dir, even one removed before the end', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'imagepe-bench-watch-'));
+    try {
+      const watch = watchLargestFile(dir, 20);
+      await mkdir(join(dir, 'a/b'), { recursive: true });
+      await writeFile(join(dir, 'small'), Buffer.alloc(10));
+      await writeFile(join(dir, 'a/b/image.wim'), Buffer.alloc(1 << 20));
+      await new Promise((r) => setTimeout(r, 200));
+      await rm(join(dir, 'a/b/image.wim'));
+      expect(await watch.stop()).toEqual({ bytes: 1 << 20, path: join(dir, 'a/b/image.wim') });
+      expect(await watchLargestFile(dir, 20).stop()).toEqual({ bytes: 10, path: join(dir, 'small') });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

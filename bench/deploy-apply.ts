@@ -146,13 +146,12 @@ export async function benchDeployApply(shareDir: string, wimName: string, work: 
  *
  * A string when it cannot be done here: the reason, for notMeasured.
  */
-async function wimlibRssMeter(dir: string): Promise<{ dir: string; output: string } | string> {
+export async function wimlibRssMeter(dir: string): Promise<{ dir: string; output: string } | string> {
   const wimlib = findTool('wimlib-imagex');
   if (!wimlib) return 'wimlib-imagex is not installed';
-  const time = findTool('time');
-  // busybox's time has no -f/-o; the Debian package `time` is GNU time.
-  const gnu = time ? await run(time, ['--version'], { okExitCodes: [0, 1, 2] }).then((r) => /GNU/.test(r.stdout + r.stderr), () => false) : false;
-  if (!time || !gnu) return 'GNU time is not installed (Debian package time; scripts/setup installs it)';
+  const gnu = await gnuTime();
+  if (typeof gnu === 'string') return gnu;
+  const time = gnu.path;
   await mkdir(dir, { recursive: true });
   const output = join(dir, 'wimlib-maxrss');
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -160,6 +159,21 @@ async function wimlibRssMeter(dir: string): Promise<{ dir: string; output: strin
   await writeFile(shim, ['#!/bin/sh', `if [ "$1" = apply ]; then exec ${q(time)} -a -o ${q(output)} -f %M ${q(wimlib)} "$@"; fi`, `exec ${q(wimlib)} "$@"`, ''].join('\n'));
   await chmod(shim, 0o755);
   return { dir, output };
+}
+
+/** GNU time, or why it cannot be used here (for notMeasured). */
+export async function gnuTime(): Promise<{ path: string } | string> {
+  const time = findTool('time');
+  // busybox's time has no -f/-o; the Debian package `time` is GNU time.
+  const gnu = time ? await run(time, ['--version'], { okExitCodes: [0, 1, 2] }).then((r) => /GNU/.test(r.stdout + r.stderr), () => false) : false;
+  return time && gnu ? { path: time } : 'GNU time is not installed (Debian package time; scripts/setup installs it)';
+}
+
+/** "Maximum resident set size (kbytes): N" of `time -v`, KiB. */
+export function parseTimeVerboseMaxRssKiB(text: string): number {
+  const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(text);
+  if (!m) throw new Error(`GNU time -v reported no maximum resident set size (its output: ${JSON.stringify(text.slice(0, 200))})`);
+  return Number(m[1]);
 }
 
 /**

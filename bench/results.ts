@@ -3,11 +3,12 @@ import { formatBytes } from '../core/index.js';
 import type { BenchArgs } from './args.js';
 import type { BootFigures, BuildFigures, EndToEndFigures } from './pe.js';
 import type { DebianFigures } from './debian.js';
+import type { FleetVariantFigures, NetworkFigures } from './network.js';
 import type { ReliabilityFigures } from './reliability.js';
 import type { WimFigures } from './wim.js';
 
 /** Bumped whenever a field of Results changes meaning, moves or goes; docs/bench.md documents it. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /**
  * bench/results/latest.json. A part that was not measured in this run (skipped by --only, or not
@@ -29,6 +30,7 @@ export interface Results {
     apply: DeployApplyFigures | null;
     memory: AgentMemoryFigures | null;
   };
+  network: NetworkFigures | null;
   reliability: ReliabilityFigures | null;
   debian: DebianFigures | null;
   notMeasured: Record<string, string>;
@@ -39,6 +41,8 @@ export function tableRows(r: Results): [string, string, string][] {
   const rows: [string, string, string][] = [];
   const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
   const mib = (x: number) => `${x.toFixed(1)} MiB`;
+  // notMeasured paths a row has already explained, so they are not listed again at the end.
+  const shown = new Set<string>();
   const w = r.wim;
   if (w) {
     rows.push(
@@ -58,6 +62,38 @@ export function tableRows(r: Results): [string, string, string][] {
   }
   const e = r.deploy.endToEnd;
   if (e) rows.push(['deploy end to end', `${e.seconds.toFixed(1)} s`, `PE → deployed ${e.peToDeployedSeconds.toFixed(1)} s + disk boot ${e.deployedBootSeconds.toFixed(1)} s (UEFI)`]);
+  const n = r.network;
+  if (n) {
+    rows.push(['PXE over HTTP → ready', `BIOS ${n.pxeToReady.biosSeconds.toFixed(1)} s, UEFI ${n.pxeToReady.uefiSeconds.toFixed(1)} s`, `from imagepe serve over QEMU user networking, ${n.accel}`]);
+    const f = n.fleet;
+    const fleetRow = (name: string, v: FleetVariantFigures): [string, string, string] => {
+      const machines = v.firmware.length;
+      const copies = v.serverTxBytes / (machines * (f.peBytes + f.imageBytes));
+      return [
+        `${name} (${v.transport})`,
+        `${v.wallSeconds.toFixed(1)} s to the last deployed, server sent ${formatBytes(v.serverTxBytes)}`,
+        `${v.firmware.join(' + ')}; ${v.txPerImage.toFixed(1)} × image per machine, ${copies.toFixed(2)} × (PE + image) per machine`,
+      ];
+    };
+    rows.push(fleetRow('one machine', f.one), fleetRow('three at once', f.three));
+    if (f.multicast) rows.push(fleetRow('three by multicast', f.multicast));
+    rows.push(['  fleet image, PE', `${formatBytes(f.imageBytes)}, ${formatBytes(f.peBytes)}`, 'the pipable reference WIM (xpress); vmlinuz + initrd.img each machine boots']);
+    const sm = n.streamMemory;
+    const smName = `stream ${formatBytes(sm.imageBytes)} into ${sm.vmMemoryMiB} MiB VM`;
+    if (sm.deployed === null) {
+      rows.push([smName, 'not measured', r.notMeasured['network.streamMemory.deployed'] ?? '']);
+      shown.add('network.streamMemory.deployed').add('network.streamMemory.seconds');
+    } else if (!sm.deployed) {
+      rows.push([smName, 'not deployed — FAILED', r.notMeasured['network.streamMemory.seconds'] ?? '']);
+      shown.add('network.streamMemory.seconds');
+    } else rows.push([smName, `deployed in ${sm.seconds!.toFixed(1)} s`, `QEMU start (network boot) to deployed, disk ${formatBytes(sm.vmDiskBytes)}, pipable, uncompressed`]);
+    rows.push([
+      '  same deploy on the host',
+      `${sm.hostSeconds.toFixed(1)} s, peak RSS ${mib(sm.hostPeakRssMiB.agent)}${sm.hostPeakRssMiB.wimlibImagex === null ? '' : `, wimlib-imagex ${mib(sm.hostPeakRssMiB.wimlibImagex)}`}`,
+      `CLI from a local server; largest of the agent and its children, then wimlib-imagex alone; largest scratch file ${formatBytes(sm.scratchLargestFileBytes)}`,
+    ]);
+    rows.push(['network duration', `${(n.durationSeconds / 60).toFixed(1)} min`, '']);
+  }
   const a = r.deploy.apply;
   if (a) rows.push(['agent apply', `${a.deploySeconds.toFixed(2)} s vs wimlib-imagex ${a.wimlibSeconds.toFixed(2)} s`, `throughput ratio ${a.throughputRatio.toFixed(3)}, ${a.deployMiBps.toFixed(0)} MiB/s`]);
   const m = r.deploy.memory;
@@ -65,7 +101,6 @@ export function tableRows(r: Results): [string, string, string][] {
     rows.push(['agent peak RSS', mib(m.agentPeakRssMiB), `the Node.js agent process over the deploy; ${mib(m.agentPeakRssBeforeApplyMiB)} before the apply`]);
     if (m.wimlibPeakRssMiB !== null) rows.push(['wimlib-imagex peak RSS', mib(m.wimlibPeakRssMiB), 'the apply the agent ran']);
   }
-  const shown = new Set<string>();
   const rel = r.reliability;
   if (rel) {
     const p = rel.plans;

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // npm run bench [-- --quick] [--runs N] [--size-mib N] [--compression xpress|lzx|lzms|none] [--only SECTIONS]
+// (--quick: one run of everything but the slow sections, network and debian, unless --only names them)
 // Prints a table and writes bench/results/latest.json (schema: docs/bench.md). The printing layer
 // of the bench: the modules it calls return figures and print nothing.
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { benchAgentApply } from './apply.js';
 import { benchDebian } from './debian.js';
 import { parseArgs, type Section } from './args.js';
 import { makeDataset, type Dataset } from './dataset.js';
+import { benchNetwork } from './network.js';
 import { benchBoot, benchBuild, benchEndToEnd } from './pe.js';
 import { benchReliability } from './reliability.js';
 import { SCHEMA_VERSION, formatTable, tableRows, type Results } from './results.js';
@@ -28,6 +30,7 @@ async function main(): Promise<void> {
     build: null,
     boot: null,
     deploy: { endToEnd: null, apply: null, memory: null },
+    network: null,
     reliability: null,
     debian: null,
     notMeasured: {},
@@ -65,6 +68,14 @@ async function main(): Promise<void> {
       say(`deploy end to end in QEMU, ${args.runs} run(s)...`);
       results.deploy.endToEnd = await benchEndToEnd(iso, work, args.runs);
     } else results.notMeasured['deploy.endToEnd'] = skipped;
+
+    if (want('network')) {
+      say(`network: PXE boots over HTTP, one machine and three at once through proxyDHCP, a ${args.quick ? 1 : 2} GiB image streamed into a 1 GiB VM; ${args.runs} run(s)...`);
+      const { figures, notMeasured } = await benchNetwork(work, { runs: args.runs, quick: args.quick, say });
+      results.network = figures;
+      for (const [field, why] of Object.entries(notMeasured)) results.notMeasured[`network.${field}`] = why;
+      say(`network: done in ${(figures.durationSeconds / 60).toFixed(1)} min`);
+    } else results.notMeasured.network = args.quick && !args.only.includes('network') ? 'left out by --quick: it takes about half an hour under software emulation; --only network runs it' : skipped;
 
     if (data && want('apply')) {
       say(`agent apply vs wimlib-imagex and the agent's peak memory, ${args.runs} run(s)...`);

@@ -164,7 +164,7 @@ describe('imagepe build', () => {
     expect(again.cacheKey).toBe(build.cacheKey);
     expect(again.durationMs).toBeLessThanOrEqual(3_000);
     expect(await sha256(again.iso)).toBe(await sha256(build.iso));
-  });
+  }, 30_000);
 
   it('is reproducible: two uncached builds give byte-identical ISOs', async () => {
     const a = await buildPe({ config: parseBuildConfig({}), outputDir: join(work, 'a'), cacheDir: join(work, 'cache-a'), useCache: false, sourceDateEpoch: 1_700_000_000 });

@@ -24,7 +24,7 @@ export const TOOL_ALIASES: Record<string, string> = {
   'mkfs.ext4': 'mke2fs', 'mkfs.vfat': 'mkfs.fat', 'fsck.vfat': 'fsck.fat', 'mkfs.ntfs': 'mkntfs', 'mount.ntfs-3g': 'ntfs-3g', 'mount.ntfs': 'ntfs-3g',
 };
 /** Useful when present, not needed for the agent's steps. */
-export const OPTIONAL_TOOLS = ['sgdisk', 'ntfsresize', 'ntfslabel', 'mkfs.xfs', 'mkfs.btrfs', 'btrfs', 'mkswap', 'findmnt', 'kmod', 'lvm'];
+export const OPTIONAL_TOOLS = ['sgdisk', 'ntfsresize', 'ntfslabel', 'mkfs.xfs', 'mkfs.btrfs', 'btrfs', 'mkswap', 'findmnt', 'kmod', 'lvm', 'udp-receiver'];
 
 /** Kernel modules of the PE, by name or module-tree directory; modules.dep adds what they need. */
 export const DEFAULT_MODULES = [

@@ -10,6 +10,7 @@ const EXIT_STATUS: Record<ErrorCode, number> = {
   TARGET_NOT_EMPTY: 4,
   REFUSED: 4,
   DISK_IN_USE: 4,
+  UNSUPPORTED: 4,
   NO_SPACE: 5,
   WIM_CORRUPT: 6,
   VERIFY_FAILED: 6,

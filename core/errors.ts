@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'REFUSED'
   | 'LAYOUT_INVALID'
   | 'DISK_IN_USE'
-  | 'VERIFY_FAILED';
+  | 'VERIFY_FAILED'
+  | 'UNSUPPORTED';
 
 export interface ImagepeErrorOptions {
   hint?: string;

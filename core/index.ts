@@ -8,3 +8,4 @@ export * from './space.js';
 export * from './fs.js';
 export * from './mounts.js';
 export * from './secure-boot.js';
+export * from './service.js';

@@ -1,7 +1,8 @@
 import { StringDecoder } from 'node:string_decoder';
 import { readFile, readdir } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
-import { CancelledError, CommandFailedError, CommandTimeoutError, ToolMissingError } from './errors.js';
+import { CancelledError, CommandFailedError, CommandTimeoutError, ImagepeError, ToolMissingError } from './errors.js';
 import { findTool, searchPath, toolInfo } from './tools.js';
 
 export interface RunOptions {
@@ -17,6 +18,15 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   /** Bytes or text written to the program's standard input. */
   input?: string | Uint8Array;
+  /**
+   * A byte stream piped to the program's standard input, with backpressure. When the program
+   * exits the stream is unpiped and left open, so the caller can read what the program did not
+   * take (bytes already written into the pipe are gone). If the stream fails (a dropped
+   * connection), the program's standard input is closed so it sees end of file (and is stopped if
+   * it has not exited 3 s later), and run() throws a CommandFailedError whose `cause` is the
+   * stream's error, whatever the program's exit status.
+   */
+  stdin?: NodeJS.ReadableStream | Readable;
   /** Called for each line (split on \n and on \r, which progress meters use) as it arrives. */
   onStdoutLine?: (line: string) => void;
   onStderrLine?: (line: string) => void;
@@ -39,6 +49,7 @@ export interface RunResult {
 
 export const DEFAULT_TIMEOUT_MS = 120_000;
 const STDERR_TAIL_LINES = 15;
+const INPUT_FAILURE_GRACE_MS = 3_000;
 
 /**
  * The one way imagepe runs an external program: arguments as an array (never through a shell),
@@ -50,6 +61,7 @@ export async function run(command: string, args: readonly string[], options: Run
   const file = findTool(command, env);
   if (!file) throw new ToolMissingError(command, toolInfo(command)?.debianPackage);
   if (options.signal?.aborted) throw new CancelledError(options.what ?? command);
+  if (options.input !== undefined && options.stdin !== undefined) throw new ImagepeError('INVALID_INPUT', `${command}: give its standard input as input or as stdin, not both`);
 
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
@@ -59,7 +71,7 @@ export async function run(command: string, args: readonly string[], options: Run
     env: { ...env, PATH: searchPath(env).join(':'), LC_ALL: 'C' },
     extendEnv: false,
     input: options.input,
-    stdin: options.input === undefined ? 'ignore' : 'pipe',
+    stdin: options.input === undefined && options.stdin === undefined ? 'ignore' : 'pipe',
     stripFinalNewline: false,
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
@@ -69,8 +81,8 @@ export async function run(command: string, args: readonly string[], options: Run
 
   // Timeouts and cancellation stop the whole process tree: a helper the tool started (a shell's
   // child, a mount helper) would otherwise keep the output pipes open and the call would hang.
-  let stoppedBy: 'timeout' | 'idle' | 'cancel' | undefined;
-  const stop = (why: 'timeout' | 'idle' | 'cancel') => {
+  let stoppedBy: 'timeout' | 'idle' | 'cancel' | 'input' | undefined;
+  const stop = (why: 'timeout' | 'idle' | 'cancel' | 'input') => {
     if (stoppedBy) return;
     stoppedBy = why;
     if (child.pid !== undefined) void killTree(child.pid);
@@ -89,7 +101,19 @@ export async function run(command: string, args: readonly string[], options: Run
   }
   const onAbort = () => stop('cancel');
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  let inputError: Error | undefined;
+  let inputTimer: NodeJS.Timeout | undefined;
+  const unpipe =
+    options.stdin && child.stdin
+      ? feed(options.stdin, child.stdin, (e) => {
+          inputError = e;
+          // A program that reads its input sees end of file and fails at once; one that does not read it is stopped.
+          inputTimer = setTimeout(() => stop('input'), INPUT_FAILURE_GRACE_MS);
+        })
+      : undefined;
   const result = await child.finally(() => {
+    unpipe?.();
+    clearTimeout(inputTimer);
     clearTimeout(timer);
     clearTimeout(idleTimer);
     options.signal?.removeEventListener('abort', onAbort);
@@ -102,7 +126,7 @@ export async function run(command: string, args: readonly string[], options: Run
   if (stoppedBy === 'timeout') throw new CommandTimeoutError(command, timeoutMs, tail(stderr));
   if (stoppedBy === 'idle') throw new CommandTimeoutError(command, idleMs ?? 0, tail(stderr), 'printed nothing for');
   const ok = options.okExitCodes ?? [0];
-  if (result.exitCode === undefined || !ok.includes(result.exitCode)) {
+  if (inputError || result.exitCode === undefined || !ok.includes(result.exitCode)) {
     throw new CommandFailedError(
       {
         command: [command, ...args].join(' '),
@@ -111,11 +135,29 @@ export async function run(command: string, args: readonly string[], options: Run
         signal: result.signal,
         stderrTail: tail(stderr || stdout),
       },
-      options.what,
-      { hint: options.hint },
+      inputError ? `${options.what ?? command}: its input stream failed (${inputError.message})` : options.what,
+      { hint: options.hint, cause: inputError },
     );
   }
   return { command, args, exitCode: result.exitCode, stdout, stderr, durationMs };
+}
+
+/** Pipes `input` into a program's standard input; returns the function that unpipes it once the program has exited. */
+function feed(input: NodeJS.ReadableStream, stdin: Writable, onError: (e: Error) => void): () => void {
+  // A program may exit without reading all of its input (wimlib stops after the image it
+  // extracts); the write that follows fails with EPIPE, which is no error of the call.
+  stdin.on('error', () => {});
+  const fail = (e: Error) => {
+    onError(e);
+    input.unpipe(stdin);
+    stdin.destroy();
+  };
+  input.once('error', fail);
+  input.pipe(stdin);
+  return () => {
+    input.unpipe(stdin);
+    input.off('error', fail);
+  };
 }
 
 /** The last lines of a program's output, with progress-meter redraws collapsed. */

@@ -57,6 +57,11 @@ export const TOOLS: readonly ToolInfo[] = [
   { name: 'qemu-img', debianPackage: 'qemu-utils', purpose: 'creates virtual disks' },
   { name: 'smbd', debianPackage: 'samba', purpose: 'serves the image share to QEMU guests' },
   { name: 'mount.cifs', debianPackage: 'cifs-utils', purpose: 'mounts SMB image shares' },
+  { name: 'dnsmasq', debianPackage: 'dnsmasq-base', purpose: 'imagepe serve: proxyDHCP or DHCP and TFTP for network boot' },
+  { name: 'nmap', debianPackage: 'nmap', purpose: 'imagepe serve: asks whether another DHCP server answers (broadcast-dhcp-discover) before it runs one' },
+  { name: 'ip', debianPackage: 'iproute2', purpose: 'reads interface addresses (imagepe serve, multicast) and runs tests in network namespaces' },
+  { name: 'udp-sender', debianPackage: 'udpcast', purpose: 'imagepe serve: sends a pipable WIM to many machines at once by multicast' },
+  { name: 'udp-receiver', debianPackage: 'udpcast', purpose: 'receives a multicast image session in the PE, straight into apply' },
 ];
 
 /** Data files imagepe reads from Debian packages (firmware, signed boot chain): not programs, so looked up by path. */
@@ -79,6 +84,8 @@ export const FILES: readonly FileInfo[] = [
   { path: '/usr/share/OVMF/OVMF_CODE_4M.fd', debianPackage: 'ovmf', purpose: 'UEFI firmware for test VMs' },
   { path: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', debianPackage: 'ovmf', purpose: 'UEFI firmware with Secure Boot and Microsoft keys (imagepe vm --secure-boot)' },
   { path: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd', debianPackage: 'ovmf', purpose: 'its variable store, Secure Boot enforced' },
+  { path: '/usr/lib/ipxe/undionly.kpxe', debianPackage: 'ipxe', purpose: 'imagepe serve: iPXE for BIOS PXE clients' },
+  { path: '/usr/lib/ipxe/snponly.efi', debianPackage: 'ipxe', purpose: 'imagepe serve: iPXE for UEFI PXE and HTTP boot clients' },
 ];
 
 /**

@@ -1,5 +1,9 @@
 export * from './wim.js';
 export * from './info.js';
+export * from './wim-header.js';
+export * from './wim-xml.js';
+export * from './remote.js';
+export * from './stream-apply.js';
 export * from './dir.js';
 export { parseProgressLine, type WimlibProgress } from './progress.js';
 export { measureTree, type TreeSize } from './source-size.js';

@@ -26,9 +26,15 @@ export interface WimInfo {
   partNumber: number;
   totalParts: number;
   bootIndex: number;
+  /**
+   * wimlib's "Size": the WIM's own <TOTALBYTES> in its XML data, which wimlib sets to the bytes
+   * before the XML data, so it is a little less than the file's length.
+   */
   sizeBytes: number;
   attributes: string[];
   hasIntegrityTable: boolean;
+  /** wimlib's pipable format (magic WLPWM): applies from a stream read once from start to end. */
+  pipable: boolean;
   images: WimImage[];
 }
 
@@ -67,6 +73,7 @@ export function parseWimInfo(text: string): WimInfo {
     sizeBytes: Number((header.get('Size') ?? '0').split(' ')[0]),
     attributes,
     hasIntegrityTable: attributes.includes('Integrity info'),
+    pipable: attributes.includes('Pipable'),
     images,
   };
 }

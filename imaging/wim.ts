@@ -57,6 +57,11 @@ export interface CaptureOptions extends JobOptions {
   properties?: Record<string, string>;
   /** Skip the free-space check (it estimates compressed output as the source's full size). */
   skipSpaceCheck?: boolean;
+  /**
+   * Capture only: write wimlib's pipable format, which applyStream reads once from start to end
+   * (an HTTP download applied as it arrives). Microsoft's tools cannot read it; not with solid.
+   */
+  pipable?: boolean;
 }
 
 export interface CaptureResult {
@@ -82,6 +87,7 @@ export async function capture(source: string, wimPath: string, options: CaptureO
   if ((await pathKind(wimPath)) !== 'missing') {
     throw new ImagepeError('REFUSED', `${wimPath} already exists`, { hint: 'Use append to add an image to an existing WIM, or choose a new file name.' });
   }
+  if (options.pipable && options.solid) throw pipableSolid();
   const kind = await sourceKind(source);
   await mkdir(dirname(resolve(wimPath)), { recursive: true });
   if (!options.skipSpaceCheck) await checkCaptureSpace(source, kind, wimPath, options.compression ?? 'lzx');
@@ -99,7 +105,8 @@ export async function capture(source: string, wimPath: string, options: CaptureO
 /**
  * Adds an image to an existing WIM. wimlib appends in place safely: new data goes after the
  * old, and the header that points at it is written last, so an interrupted append leaves the
- * WIM as it was.
+ * WIM as it was. A pipable WIM cannot be appended to in place: wimlib writes the whole WIM anew
+ * beside it (still pipable) and renames it over the old one, which needs room for both.
  */
 export async function append(source: string, wimPath: string, options: CaptureOptions = {}): Promise<CaptureResult> {
   const started = Date.now();
@@ -112,8 +119,14 @@ export async function append(source: string, wimPath: string, options: CaptureOp
       hint: 'Leave out --compress, or export the images to a new WIM with the compression you want.',
     });
   }
+  if (options.pipable) {
+    throw new ImagepeError('INVALID_INPUT', 'append keeps the format of the WIM it adds to; pipable is for capture and export', {
+      hint: `Make a pipable copy with: imagepe export ${wimPath} all NEW.wim --pipable`,
+    });
+  }
+  if (before.pipable && options.solid) throw pipableSolid();
   const kind = await sourceKind(source);
-  if (!options.skipSpaceCheck) await checkCaptureSpace(source, kind, wimPath, before.compression);
+  if (!options.skipSpaceCheck) await checkCaptureSpace(source, kind, wimPath, before.compression, before.pipable ? before.sizeBytes : 0);
   await addImage('append', source, kind, wimPath, { ...options, compression: undefined, check: options.check ?? before.hasIntegrityTable });
   const after = await info(wimPath);
   return { wimPath, image: after.images[after.images.length - 1]!, durationMs: Date.now() - started };
@@ -128,6 +141,7 @@ async function addImage(verb: 'capture' | 'append', source: string, kind: Volume
   }
   if (verb === 'capture') args.push(`--compress=${(options.compression ?? 'lzx').toUpperCase()}`);
   if (options.solid) args.push('--solid');
+  if (options.pipable) args.push('--pipable');
   if (options.check) args.push('--check');
   if (options.bootable) args.push('--boot');
   if (options.flags) args.push(`--flags=${options.flags}`);
@@ -145,6 +159,12 @@ async function addImage(verb: 'capture' | 'append', source: string, kind: Volume
   } finally {
     if (configDir) await rm(configDir, { recursive: true, force: true });
   }
+}
+
+function pipableSolid(): ImagepeError {
+  return new ImagepeError('INVALID_INPUT', 'a pipable WIM cannot use solid compression (wimlib stores each file on its own so it can be read in one pass)', {
+    hint: 'Leave out --solid, or --pipable.',
+  });
 }
 
 // Each component becomes an XML element name; wimlib would reject anything else with a terser message.
@@ -193,33 +213,60 @@ export async function apply(wimPath: string, image: ImageSelector, target: strin
   const started = Date.now();
   const wim = await info(wimPath);
   const chosen = selectImage(wim, image);
+  const checked = await checkApplyTarget(target, chosen, wimPath, options);
+  const args = ['apply', wimPath, String(chosen.index), target, ...applyFlags(checked, options)];
+  if (options.check) args.push('--check');
+  await applyInto(checked, options, () => wimlib(args, { operation: 'apply', what: `applying image ${chosen.index} of ${wimPath} to ${target}`, ...jobCall(options) }));
+  return { image: chosen, target, targetKind: checked.kind, durationMs: Date.now() - started };
+}
+
+/** An apply target that passed checkApplyTarget. */
+export interface ApplyTarget {
+  path: string;
+  kind: VolumeKind;
+  /** A directory that held nothing before, so a failed apply may empty it again. */
+  startedEmpty: boolean;
+}
+
+/**
+ * The checks every apply makes before wimlib writes anything: a directory target is created,
+ * must be empty unless allowNonEmpty, and must have room for the image's bytes (`from` names the
+ * WIM in that error); an NTFS volume must be unmounted and, unless allowNonEmpty, empty.
+ * Throws TARGET_NOT_EMPTY, NO_SPACE, DISK_IN_USE or INVALID_INPUT.
+ */
+export async function checkApplyTarget(target: string, image: WimImage, from: string, options: ApplyOptions): Promise<ApplyTarget> {
   const kind = await targetKind(target);
-  let startedEmpty = false;
-  if (kind === 'directory') {
-    await mkdir(target, { recursive: true });
-    startedEmpty = await isEmptyDirectory(target);
-    if (!options.allowNonEmpty && !startedEmpty) {
-      throw new ImagepeError('TARGET_NOT_EMPTY', `${target} is not empty`, { hint: 'Apply into an empty directory, or pass --force to write over what is there.' });
-    }
-    if (!options.skipSpaceCheck) await ensureFreeSpace(target, chosen.totalBytes - chosen.hardLinkBytes, `image ${chosen.index} of ${wimPath}`);
-  } else {
+  if (kind === 'ntfs-volume') {
     await assertUnmounted(target);
     if (!options.allowNonEmpty) await assertNtfsEmpty(target);
+    return { path: target, kind, startedEmpty: false };
   }
-  const args = ['apply', wimPath, String(chosen.index), target];
-  if (kind === 'directory' && options.unixData !== false) args.push('--unix-data');
-  if (options.check) args.push('--check');
+  await mkdir(target, { recursive: true });
+  const startedEmpty = await isEmptyDirectory(target);
+  if (!options.allowNonEmpty && !startedEmpty) {
+    throw new ImagepeError('TARGET_NOT_EMPTY', `${target} is not empty`, { hint: 'Apply into an empty directory, or pass --force to write over what is there.' });
+  }
+  if (!options.skipSpaceCheck) await ensureFreeSpace(target, image.totalBytes - image.hardLinkBytes, `image ${image.index} of ${from}`);
+  return { path: target, kind, startedEmpty };
+}
+
+/** wimlib apply options that follow from the target: Linux metadata for a directory unless unixData is false. */
+export function applyFlags(target: ApplyTarget, options: ApplyOptions): string[] {
+  return target.kind === 'directory' && options.unixData !== false ? ['--unix-data'] : [];
+}
+
+/** Runs an apply; when it throws, a directory target that started empty is emptied again (with a warning event) before the error is rethrown. */
+export async function applyInto<T>(target: ApplyTarget, options: ApplyOptions, work: () => Promise<T>): Promise<T> {
   try {
-    await wimlib(args, { operation: 'apply', what: `applying image ${chosen.index} of ${wimPath} to ${target}`, ...jobCall(options) });
+    return await work();
   } catch (e) {
     // A half-applied tree looks like a deployed one; it was empty before, so make it empty again.
-    if (startedEmpty) {
-      await clearDirectory(target);
-      options.events?.({ type: 'message', operation: 'apply', level: 'warning', text: `apply failed; the partial copy in ${target} was removed` });
+    if (target.startedEmpty) {
+      await clearDirectory(target.path);
+      options.events?.({ type: 'message', operation: 'apply', level: 'warning', text: `apply failed; the partial copy in ${target.path} was removed` });
     }
     throw e;
   }
-  return { image: chosen, target, targetKind: kind, durationMs: Date.now() - started };
 }
 
 export async function remove(wimPath: string, image: ImageSelector, options: JobOptions & { check?: boolean; soft?: boolean } = {}): Promise<WimInfo> {
@@ -240,6 +287,8 @@ export interface ExportOptions extends JobOptions {
   solid?: boolean;
   check?: boolean;
   bootable?: boolean;
+  /** Only for a new destination WIM: write it pipable (see CaptureOptions.pipable), e.g. `all` images of a normal WIM. */
+  pipable?: boolean;
 }
 
 /** Copies an image (or "all") into another WIM, new or existing; a new destination appears only when complete. */
@@ -254,6 +303,11 @@ export async function exportImage(srcWim: string, image: ImageSelector | 'all', 
   if (options.compression) {
     if (destExists) throw new ImagepeError('INVALID_INPUT', `${destWim} exists; images exported into it take its compression`, { hint: 'Leave out --compress, or export to a new file.' });
     args.push(`--compress=${options.compression.toUpperCase()}`);
+  }
+  if (options.pipable) {
+    if (destExists) throw new ImagepeError('INVALID_INPUT', `${destWim} exists; images exported into it keep its format`, { hint: 'Export to a new file to make a pipable WIM.' });
+    if (options.solid) throw pipableSolid();
+    args.push('--pipable');
   }
   if (options.solid) args.push('--solid');
   if (options.check) args.push('--check');
@@ -497,11 +551,12 @@ async function assertNtfsEmpty(volume: string): Promise<void> {
   }
 }
 
-async function checkCaptureSpace(source: string, kind: VolumeKind, wimPath: string, compression: Compression): Promise<void> {
+/** `rewriteBytes`: a WIM that wimlib writes anew beside the old one (a pipable WIM's append) needs its size again. */
+async function checkCaptureSpace(source: string, kind: VolumeKind, wimPath: string, compression: Compression, rewriteBytes = 0): Promise<void> {
   if (kind !== 'directory') return;
   const size = await measureTree(source);
   // Compression ratios vary too much to predict; uncompressed data is the upper bound, and half
   // of it a floor that still catches a destination that is plainly too small.
   const needed = compression === 'none' ? size.bytes : Math.ceil(size.bytes / 2);
-  await ensureFreeSpace(wimPath, needed + 16 * 1024 * 1024, `capturing ${source}`);
+  await ensureFreeSpace(wimPath, needed + rewriteBytes + 16 * 1024 * 1024, `capturing ${source}`);
 }

@@ -10,6 +10,8 @@ export interface WimlibCall {
   signal?: AbortSignal | undefined;
   timeoutMs?: number | undefined;
   idleTimeoutMs?: number | undefined;
+  /** A WIM streamed to wimlib's standard input (`-` as the WIM path); see RunOptions.stdin. */
+  stdin?: NodeJS.ReadableStream | undefined;
 }
 
 // Capture and apply of a large image take hours on slow media; a hang is caught by the idle
@@ -26,6 +28,7 @@ const CORRUPT_CODES = new Set([
 ]);
 const CORRUPT_TEXT = /not a WIM file|invalid .*header|corrupt|integrity check|message digest|end of the file|decompress|metadata resource|lookup table|blob table|XML data/i;
 const INVALID_IMAGE = 18;
+const NOT_PIPABLE = 44;
 const NOT_A_MOUNTPOINT = 80;
 
 /** Runs wimlib-imagex, turning its progress meter into events and its failures into typed errors. */
@@ -52,6 +55,7 @@ export async function wimlib(args: readonly string[], call: WimlibCall): Promise
       timeoutMs: call.timeoutMs ?? LONG_JOB_TIMEOUT_MS,
       idleTimeoutMs: call.idleTimeoutMs ?? LONG_JOB_IDLE_MS,
       signal: call.signal,
+      stdin: call.stdin,
       onStdoutLine: onLine,
       onStderrLine: onLine,
     });
@@ -61,13 +65,20 @@ export async function wimlib(args: readonly string[], call: WimlibCall): Promise
 }
 
 function classify(e: unknown): unknown {
-  if (!(e instanceof CommandFailedError)) return e;
+  // A stream that broke (a dropped connection) cut wimlib's input short: the WIM is not to blame.
+  if (!(e instanceof CommandFailedError) || e.cause !== undefined) return e;
   const code = e.exitCode ?? -1;
   const why = wimlibReason(e.stderrTail);
   if (CORRUPT_CODES.has(code) || CORRUPT_TEXT.test(why)) {
     return new ImagepeError('WIM_CORRUPT', `${e.message}`, {
       cause: e,
       hint: 'The WIM file is damaged or incomplete (an interrupted copy?). Copy it again from a good source; imagepe verify WIM checks every resource.',
+    });
+  }
+  if (code === NOT_PIPABLE) {
+    return new ImagepeError('INVALID_INPUT', `${e.message}`, {
+      cause: e,
+      hint: 'Only a pipable WIM can be applied from a stream: capture it with --pipable, or convert it with imagepe export WIM all NEW.wim --pipable.',
     });
   }
   if (code === INVALID_IMAGE) return new ImagepeError('IMAGE_NOT_FOUND', e.message, { cause: e, hint: 'imagepe info WIM lists the images it holds.' });

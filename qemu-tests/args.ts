@@ -13,6 +13,12 @@ export interface GuestForward {
   guestPort: number;
   /** On 127.0.0.1. */
   hostPort: number;
+  /**
+   * A connection of its own to hostPort for each guest connection, through `busybox nc` (QEMU's
+   * cmd: form). Without it QEMU opens one connection when it starts and every guest connection
+   * shares it: right for one SMB session, wrong for HTTP, where each request may open another.
+   */
+  perConnection?: boolean;
 }
 
 export interface VmSpec {
@@ -30,8 +36,14 @@ export interface VmSpec {
   cpus: number;
   /** The boot ISO, as a CD or as a USB disk (the hybrid image written to a stick). */
   iso?: { path: string; as: 'cd' | 'usb' };
-  /** Network boot from QEMU's own DHCP and TFTP: `bootfile` (a path inside `dir`) is what DHCP offers. */
-  netBoot?: { tftpDir: string; bootfile: string };
+  /**
+   * Network boot. From QEMU's own DHCP and TFTP: `bootfile` (a path inside `tftpDir`, or an
+   * http:// URL iPXE fetches) is what DHCP offers. On a tap (`tap` set): from the DHCP and TFTP
+   * servers on its network, and both fields are left out.
+   */
+  netBoot?: { tftpDir?: string; bootfile?: string };
+  /** Join this tap device (made by the caller, in the network namespace QEMU runs in) instead of user networking. */
+  tap?: string;
   /** Direct kernel boot, as PXE would load it. */
   kernel?: { image: string; initrd: string; append: string };
   disks: readonly { path: string; format: 'qcow2' | 'raw' }[];
@@ -42,6 +54,8 @@ export interface VmSpec {
   mac?: string;
   /** Guest connections to guestIp:guestPort are carried to 127.0.0.1:hostPort (a server the test runs). */
   guestForwards?: readonly GuestForward[];
+  /** busybox's path, for per-connection guest forwards. */
+  busybox?: string;
   qmpSocket: string;
   extraArgs?: readonly string[];
 }
@@ -87,15 +101,26 @@ export function qemuArgs(spec: VmSpec): string[] {
     a.push('-drive', `if=none,id=disk${i},format=${d.format},file=${qemuEscape(d.path)}`);
     a.push('-device', `virtio-blk-pci,drive=disk${i},bootindex=${i + 1}`);
   });
-  let netdev = 'user,id=net0,restrict=on';
-  if (spec.netBoot) netdev += `,tftp=${qemuEscape(spec.netBoot.tftpDir)},bootfile=${qemuEscape(spec.netBoot.bootfile)}`;
-  if (spec.share) netdev += `,smb=${qemuEscape(spec.share)}`;
-  for (const f of spec.forwards) netdev += `,hostfwd=${f.protocol}:127.0.0.1:${f.hostPort}-:${f.guestPort}`;
-  for (const g of spec.guestForwards ?? []) netdev += `,guestfwd=tcp:${g.guestIp}:${g.guestPort}-tcp:127.0.0.1:${g.hostPort}`;
-  // The NIC's option ROM (iPXE) is needed only for BIOS network boot. UEFI boots from the network
-  // with OVMF's own virtio-net driver and PXE client: shim fetching GRUB through iPXE's emulated
-  // PXE protocol reads it with a wrong size and refuses it as malformed.
-  const rom = spec.netBoot && spec.firmware === 'bios' ? [] : ['romfile='];
+  let netdev: string;
+  if (spec.tap) {
+    if (spec.share || spec.forwards.length || spec.guestForwards?.length) throw new Error('a VM on a tap has no user-mode share or forwards');
+    netdev = `tap,id=net0,ifname=${qemuEscape(spec.tap)},script=no,downscript=no`;
+  } else {
+    netdev = 'user,id=net0,restrict=on';
+    if (spec.netBoot?.tftpDir) netdev += `,tftp=${qemuEscape(spec.netBoot.tftpDir)}`;
+    if (spec.netBoot?.bootfile) netdev += `,bootfile=${qemuEscape(spec.netBoot.bootfile)}`;
+    if (spec.share) netdev += `,smb=${qemuEscape(spec.share)}`;
+    for (const f of spec.forwards) netdev += `,hostfwd=${f.protocol}:127.0.0.1:${f.hostPort}-:${f.guestPort}`;
+    for (const g of spec.guestForwards ?? []) {
+      netdev += `,guestfwd=tcp:${g.guestIp}:${g.guestPort}-${g.perConnection ? `cmd:${qemuEscape(spec.busybox ?? 'busybox')} nc 127.0.0.1 ${g.hostPort}` : `tcp:127.0.0.1:${g.hostPort}`}`;
+    }
+  }
+  // The NIC's option ROM (iPXE) serves BIOS network boot, and UEFI's when the boot file is an
+  // http:// URL only iPXE can fetch. Otherwise UEFI boots from the network with OVMF's own
+  // virtio-net driver and PXE client, as a machine without iPXE in its firmware does: shim
+  // fetching GRUB through iPXE's emulated PXE protocol reads it with a wrong size and refuses it.
+  const ipxeRom = spec.netBoot && (spec.firmware === 'bios' || (!spec.secureBoot && /^https?:/.test(spec.netBoot.bootfile ?? '')));
+  const rom = ipxeRom ? [] : ['romfile='];
   const nic = ['virtio-net-pci', 'id=nic0', 'netdev=net0', ...(spec.netBoot ? ['bootindex=0'] : []), ...rom, ...(spec.mac ? [`mac=${spec.mac}`] : [])];
   a.push('-netdev', netdev, '-device', nic.join(','));
   a.push(...(spec.extraArgs ?? []));

@@ -48,8 +48,17 @@ export interface StartVmOptions {
    * (OVMF's Secure Boot build needs it, or the VM hangs before any output). Implies uefi.
    */
   secureBoot?: boolean;
-  /** Boot from the network: QEMU's DHCP offers `bootfile` from its TFTP server serving `tftpDir`. */
-  netBoot?: { tftpDir: string; bootfile: string };
+  /**
+   * Boot from the network: QEMU's DHCP offers `bootfile` (a file in `tftpDir` served by its TFTP
+   * server, or an http:// URL for iPXE); on a tap, both are left out and the network's own DHCP
+   * and TFTP servers answer.
+   */
+  netBoot?: { tftpDir?: string; bootfile?: string };
+  /**
+   * A tap device to join instead of QEMU's user networking, in the network namespace `netns`
+   * (QEMU is started inside it with `ip netns exec`); the caller makes and removes both.
+   */
+  tap?: { name: string; netns: string };
   kernel?: { image: string; initrd: string; append: string };
   disks?: readonly (string | VmDisk)[];
   share?: string;
@@ -305,8 +314,9 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     await copyFile(found.vars, vars);
     ovmf = { code: found.code, vars };
   }
-  if (options.netBoot && !(await stat(join(options.netBoot.tftpDir, options.netBoot.bootfile)).catch(() => undefined))) {
-    throw new ImagepeError('NOT_FOUND', `the network boot file ${join(options.netBoot.tftpDir, options.netBoot.bootfile)} does not exist`, { hint: 'Build the PXE bundle with: imagepe build (bootx64.efi needs secureBoot: true and shim-signed)' });
+  const { tftpDir, bootfile } = options.netBoot ?? {};
+  if (tftpDir && bootfile && !/^https?:/.test(bootfile) && !(await stat(join(tftpDir, bootfile)).catch(() => undefined))) {
+    throw new ImagepeError('NOT_FOUND', `the network boot file ${join(tftpDir, bootfile)} does not exist`, { hint: 'Build the PXE bundle with: imagepe build (bootx64.efi needs secureBoot: true and shim-signed)' });
   }
   if (options.iso && !(await stat(options.iso).catch(() => undefined))) throw new ImagepeError('NOT_FOUND', `ISO ${options.iso} does not exist`, { hint: 'Build one with: imagepe build' });
   const qmpSocket = join(workDir, 'qmp.sock');
@@ -316,7 +326,8 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     firmware: uefi ? 'uefi' : 'bios',
     ovmf,
     ...(options.secureBoot ? { secureBoot: true } : {}),
-    ...(options.netBoot ? { netBoot: { tftpDir: resolve(options.netBoot.tftpDir), bootfile: options.netBoot.bootfile } } : {}),
+    ...(options.netBoot ? { netBoot: { ...(tftpDir ? { tftpDir: resolve(tftpDir) } : {}), ...(bootfile ? { bootfile } : {}) } } : {}),
+    ...(options.tap ? { tap: options.tap.name } : {}),
     memoryMiB: options.memoryMiB ?? 1536,
     cpus: options.cpus ?? 1,
     iso: options.iso ? { path: resolve(options.iso), as: options.bootFrom ?? 'cd' } : undefined,
@@ -326,6 +337,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     forwards: options.forwards ?? [],
     ...(options.mac ? { mac: options.mac } : {}),
     ...(options.guestForwards ? { guestForwards: options.guestForwards } : {}),
+    ...(options.guestForwards?.some((g) => g.perConnection) ? { busybox: findTool('busybox') ?? 'busybox' } : {}),
     qmpSocket,
   });
   const log = createWriteStream(logPath);
@@ -333,7 +345,9 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   if (options.secureBoot) log.write(`# secure boot: enforced, Microsoft's keys (${ovmf!.code}); machine q35 with SMM, which OVMF's Secure Boot build needs (without it the VM hangs with no output)\n`);
   const startedAt = Date.now();
   // The one place QEMU runs outside run(): it is long-lived and its output is streamed.
-  const child = execa(qemu, args, {
+  // `ip netns exec` execs QEMU in place, so the child is still QEMU for signals and exit status.
+  const [file, argv] = options.tap ? ['ip', ['netns', 'exec', options.tap.netns, qemu, ...args]] : [qemu, args];
+  const child = execa(file, argv, {
     reject: false,
     stdin: 'pipe',
     buffer: false,

@@ -109,6 +109,9 @@ key=$(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null | awk '{print
 swap=$(swapon --show=UUID --noheadings 2>/dev/null | tr -d ' ' | tr '\\n' ',')
 [ -n "$swap" ] || swap=$(swapon --show=NAME --noheadings | tr '\\n' ',')
 echo "${REPORT_MARK} state=$state target=$(systemctl is-active multi-user.target) ssh=$(systemctl is-active ssh.service) hostname=$(hostname) machine-id=$(cat /etc/machine-id) hostkey=$key efi=$(findmnt -n -o UUID /boot/efi) root=$(findmnt -n -o UUID /) rootsrc=$(findmnt -n -o SOURCE /) boot=$(findmnt -n -o UUID /boot) home=$(findmnt -n -o UUID /home) kernels=$(ls /boot/vmlinuz-* 2>/dev/null | wc -l) homefile=$(cat /home/technician/notes.txt 2>/dev/null | tr -d ' \\n') swap=$swap failed=$failed secureboot=$(od -An -t u1 -j4 -N1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c 2>/dev/null | tr -d ' ') lockdown=$(sed -n 's/.*\\[\\(.*\\)\\].*/\\1/p' /sys/kernel/security/lockdown 2>/dev/null) uptime=$(cut -d' ' -f1 /proc/uptime)" >/dev/ttyS0
+# A copy deployed from imagepe serve reports its first boot to the server: let that finish (bounded) before power-off.
+n=0
+while [ $n -lt 120 ] && systemctl is-active -q imagepe-first-boot.service; do sleep 1; n=$((n + 1)); done
 sync
 systemctl poweroff
 `;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathKind, run } from '../core/index.js';
@@ -36,7 +36,13 @@ export const DEBIAN_PACKAGES = [
 ] as const;
 
 // Bumped when what this file does to the tree after debootstrap changes.
-const RECIPE = 1;
+const RECIPE = 2;
+
+// DHCP on every wired NIC by systemd-networkd (part of Debian's systemd package). The installer's
+// ifupdown stanza names one interface (ens3), which the reference's copies on other machines do
+// not have; a match on the kind of link holds on any of them. The network lets a deployed system
+// report its first boot to the deployment server.
+const WIRED_NETWORK = '# Written by the imagepe test reference: DHCP on every wired interface.\n[Match]\nType=ether\nName=en* eth*\n\n[Network]\nDHCP=ipv4\n';
 const LOCK_STALE_MS = 30 * 60_000;
 
 function cacheDir(): string {
@@ -93,6 +99,8 @@ export async function debianTreeTarball(): Promise<string> {
         timeoutMs: 20 * 60_000,
         idleTimeoutMs: 5 * 60_000,
       });
+      await writeFile(join(work, 'etc/systemd/network/50-wired.network'), WIRED_NETWORK);
+      await run('chroot', [work, 'systemctl', 'enable', 'systemd-networkd.service'], { what: 'enabling systemd-networkd in the Debian reference', timeoutMs: 60_000 });
       // What debootstrap leaves that an installed system does not have.
       await rm(join(work, 'debootstrap'), { recursive: true, force: true });
       await rm(join(work, 'var/cache/apt/archives'), { recursive: true, force: true });

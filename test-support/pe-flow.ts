@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { buildPe, parseBuildConfig, projectRoot, type BuildResult } from '../builder/index.js';
 import type { AgentEvent } from '../agent/events/index.js';
-import { startVm, withVm, type Vm } from '../qemu-tests/index.js';
+import { startVm, withVm, type StartVmOptions, type Vm } from '../qemu-tests/index.js';
 import { parseReport, REPORT_MARK } from './debian-reference.js';
 
 // The PE driven from plans on QEMU's SMB share, and deployed disks booted until the system says
@@ -63,8 +63,13 @@ export async function runAgent(vm: Vm, done: 'captured' | 'deployed', timeoutMs:
 }
 
 /** Boots a disk alone until the system's report unit prints how the boot went; `seconds` is QEMU start to that line. */
-export async function bootReport(name: string, disk: string, o: { format: 'raw' | 'qcow2'; uefi: boolean; secureBoot?: boolean; workDir: string; timeoutMs: number }): Promise<Record<string, string> & { seconds: string }> {
-  return withVm(`${name} boot`, startVm({ uefi: o.uefi, ...(o.secureBoot ? { secureBoot: true } : {}), disks: [{ path: disk, format: o.format }], memoryMiB: 1024, workDir: o.workDir, lifetimeMs: o.timeoutMs + 60_000 }), async (vm) => {
+export async function bootReport(
+  name: string,
+  disk: string,
+  o: { format: 'raw' | 'qcow2'; uefi: boolean; secureBoot?: boolean; workDir: string; timeoutMs: number; mac?: string; guestForwards?: StartVmOptions['guestForwards'] },
+): Promise<Record<string, string> & { seconds: string }> {
+  const net = { ...(o.mac ? { mac: o.mac } : {}), ...(o.guestForwards ? { guestForwards: o.guestForwards } : {}) };
+  return withVm(`${name} boot`, startVm({ uefi: o.uefi, ...(o.secureBoot ? { secureBoot: true } : {}), ...net, disks: [{ path: disk, format: o.format }], memoryMiB: 1024, workDir: o.workDir, lifetimeMs: o.timeoutMs + 60_000 }), async (vm) => {
     const line = await vm.waitForLine(new RegExp(REPORT_MARK), o.timeoutMs);
     const seconds = vm.elapsedSeconds().toFixed(1);
     await vm.waitForExit(120_000);

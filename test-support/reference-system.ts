@@ -108,6 +108,14 @@ export interface ReferencePlanOptions {
   hostname: string;
   /** Expected sha256 of the WIM, checked before the disk is touched. */
   sha256?: string;
+  /** Where the image is: default QEMU's SMB share (smb://10.0.2.4/qemu/images); server:/images for imagepe serve. */
+  url?: string;
+  /** The root partition's size (default: rest of the disk). */
+  rootSize?: string;
+  /** Partitions after root, as layout lines: "{ name: swap, size: 256MiB, type: linux-swap, format: swap }". */
+  morePartitions?: readonly string[];
+  /** Erase a disk that holds something (a second deploy to the same machine). */
+  wipe?: boolean;
 }
 
 /**
@@ -117,19 +125,19 @@ export interface ReferencePlanOptions {
  */
 export function referencePlan(o: ReferencePlanOptions): string {
   return `source:
-  url: smb://10.0.2.4/qemu/images
+  url: ${o.url ?? 'smb://10.0.2.4/qemu/images'}
   image: reference.wim
   index: reference
 ${o.sha256 === undefined ? '' : `  sha256: "${o.sha256}"\n`}target:
   disk: { pick: smallest, minSize: 1GiB }
-  layout:
+${o.wipe ? '  wipe: true\n' : ''}  layout:
     table: gpt
     firmware: both
     partitions:
       - { name: ESP, size: 64MiB, type: esp, format: vfat, label: ESP, mount: /boot/efi }
       - { name: bios-boot, size: 1MiB, type: bios-boot }
-      - { name: root, size: rest, type: linux, format: ext4, label: root, mount: / }
-apply:
+      - { name: root, size: ${o.rootSize ?? 'rest'}, type: linux, format: ext4, label: root, mount: / }
+${(o.morePartitions ?? []).map((p) => `      - ${p}\n`).join('')}apply:
   - { partition: root }
 specialize:
   hostname: "${o.hostname}"

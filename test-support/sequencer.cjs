@@ -11,9 +11,12 @@ const FIRST = [
   'agent/faults.e2e.test.ts',
   'agent/deploy/debian.integration.test.ts',
   'agent/deploy/whole-system.integration.test.ts',
+  'serve/proxydhcp.e2e.test.ts',
+  'serve/first-boot.e2e.test.ts',
   'agent/share-faults.e2e.test.ts',
   'agent/deploy.e2e.test.ts',
   'qemu-tests/boot.e2e.test.ts',
+  'serve/netboot.e2e.test.ts',
 ];
 
 class SlowFirstSequencer extends Sequencer {

@@ -298,7 +298,7 @@ describe('capturing', () => {
       kind: 'capture',
       source: { disk: { path: used.path }, partition: { number: 2 } },
       generalize: true,
-      destination: { url: shareUrl, file: `images/capture-${DAY}.wim`, name: `capture-${DAY}`, description: 'golden image', compression: 'xpress', append: false, integrity: true },
+      destination: { url: shareUrl, file: `images/capture-${DAY}.wim`, name: `capture-${DAY}`, description: 'golden image', compression: 'xpress', append: false, integrity: true, pipable: false },
       after: 'shell',
       logs: true,
     });

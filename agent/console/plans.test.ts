@@ -55,7 +55,7 @@ describe('plans from the answers', () => {
       kind: 'capture',
       source: { disk: { path: '/dev/vda' }, partition: { number: 3 } },
       generalize: true,
-      destination: { url: 'file:///srv/images', file: 'images/capture-20260102.wim', name: 'capture-20260102', description: '', compression: 'xpress', append: false, integrity: true },
+      destination: { url: 'file:///srv/images', file: 'images/capture-20260102.wim', name: 'capture-20260102', description: '', compression: 'xpress', append: false, integrity: true, pipable: false },
       after: 'shell',
       logs: true,
     });

@@ -6,6 +6,7 @@ import type { DeployEventSink } from '../events/index.js';
 import type { DeployPlan, MachineFacts } from '../plan/index.js';
 import type { RecordedVolume } from '../capture/index.js';
 import type { MappedShare } from '../share/index.js';
+import type { MulticastOffer } from './multicast-offer.js';
 import { enterChroot, type Chroot } from '../system/chroot.js';
 import type { VolumeIdentity } from '../system/references.js';
 import { need, type StepIO } from '../steps/index.js';
@@ -43,6 +44,11 @@ export interface DeployOptions {
   sectorSize?: number;
   /** The plan's file name, for the log. */
   planFile?: string;
+  /**
+   * Where the deployed system reports its first boot (the deployment server's /report/<mac>):
+   * specialize installs a unit that posts there once the system is up, then removes itself.
+   */
+  report?: URL;
 }
 
 export interface DeployResult {
@@ -81,6 +87,13 @@ export interface DeployContext {
   share?: MappedShare;
   /** check: the WIM as a local file, and the images the plan's apply entries name. */
   wimPath?: string;
+  /**
+   * check: a pipable WIM over HTTP that apply streams instead of a local file (wimPath is then
+   * unset): its header and XML were read with range requests.
+   */
+  remote?: imaging.RemoteWim;
+  /** check: the multicast session the server runs for the streamed image, which apply joins. */
+  multicast?: MulticastOffer;
   images?: imaging.WimImage[];
   /** check: every name the reference's partitions answered to, when the image records them (imagepe capture mode). */
   recordedVolumes: RecordedVolume[];

@@ -17,7 +17,7 @@ describe('capture plan schema', () => {
       kind: 'capture',
       source: { partition: 'root' },
       generalize: true,
-      destination: { url: 'smb://10.0.2.4/qemu/images', file: 'images/reference.wim', name: 'reference', description: '', compression: 'lzx', append: false, integrity: true },
+      destination: { url: 'smb://10.0.2.4/qemu/images', file: 'images/reference.wim', name: 'reference', description: '', compression: 'lzx', append: false, integrity: true, pipable: false },
       after: 'poweroff',
       logs: true,
     });

@@ -36,8 +36,13 @@ export const DestinationSchema = z
     compression: z.enum(['none', 'xpress', 'lzx', 'lzms']).default('lzx').describe('For a new WIM; an appended image takes the compression the WIM has'),
     append: z.boolean().default(false).describe('false: the file must not exist yet; true: add an image (the WIM is created when missing)'),
     integrity: z.boolean().default(true).describe("Write wimlib's integrity table (--check), which deploy verifies before it touches a disk"),
+    pipable: z
+      .boolean()
+      .default(false)
+      .describe('A new WIM in wimlib\'s pipable format, which a deploy over HTTP (imagepe serve) applies as it downloads instead of holding it in memory first'),
   })
-  .strict();
+  .strict()
+  .refine((d) => !(d.pipable && d.append), { message: 'pipable: an existing WIM cannot be made pipable by appending; export it with imagepe export SRC all DEST --pipable', path: ['pipable'] });
 
 export const CapturePlanSchema = z
   .object({

@@ -7,7 +7,7 @@ import { DiskTargetSchema, LayoutSchema, layoutVolumes, mountPointsOf, type Layo
 import { HOSTNAME_TOKENS, unknownTokens } from './hostname.js';
 
 const SHA256 = /^[0-9a-fA-F]{64}$/;
-export const SOURCE_URL_PATTERN = /^(smb|nfs|https?):\/\/[^/\s]+(\/.*)?$|^file:\/\/\/.*$|^media:\/.*$/;
+export const SOURCE_URL_PATTERN = /^(smb|nfs|https?):\/\/[^/\s]+(\/.*)?$|^file:\/\/\/.*$|^(media|server):\/.*$/;
 
 export const CredentialsSchema = z
   .union(
@@ -30,11 +30,11 @@ export const SourceSchema = z
     url: z
       .string()
       .regex(SOURCE_URL_PATTERN, {
-        message: 'expected smb://server/share[/path], nfs://server/export[/path], http(s)://host/path, file:///absolute/path or media:/path',
+        message: 'expected smb://server/share[/path], nfs://server/export[/path], http(s)://host/path, file:///absolute/path, media:/path or server:/path',
       })
       // Refused here, not only when the share is mapped: by then the url has been in events and the log.
       .refine((u) => !/^[a-z]+:\/\/[^/@\s]*@/i.test(u), { message: 'expected no user or password in the URL; give them in source.credentials' })
-      .describe('Where the image lives: smb://, nfs://, http(s)://, file:/// or media:/ (the boot medium)'),
+      .describe('Where the image lives: smb://, nfs://, http(s)://, file:///, media:/ (the boot medium) or server:/ (the deployment server the PE booted from, over HTTP)'),
     image: z
       .string()
       .min(1)
@@ -43,6 +43,10 @@ export const SourceSchema = z
     index: z.union([z.number().int().positive({ message: 'expected an image index (1, 2, ...) or an image name' }), z.string().min(1)], { message: 'expected an image index (1, 2, ...) or an image name' }).default(1),
     sha256: z.string().regex(SHA256, { message: 'expected 64 hexadecimal digits' }).optional().describe('Expected SHA-256 of the image file'),
     credentials: CredentialsSchema.optional(),
+    multicast: z
+      .enum(['auto', 'off'])
+      .default('auto')
+      .describe('auto: when the server runs a multicast session for a streamed image (imagepe serve --multicast), receive it from there with many machines at once, falling back to HTTP if reception fails; off: always HTTP'),
   })
   .strict();
 

@@ -19,6 +19,11 @@ export function parseSourceUrl(text: string): ShareLocation {
     const path = normalize(text.slice('media:'.length));
     return { kind: 'media', path };
   }
+  if (scheme === 'server') {
+    throw new ImagepeError('INVALID_INPUT', `source url ${text} names the deployment server the PE booted from, which only the PE knows`, {
+      hint: 'Give the server\'s http:// url here, or run the plan in a PE booted from imagepe serve.',
+    });
+  }
   let url: URL;
   try {
     url = new URL(text);

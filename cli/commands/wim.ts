@@ -24,6 +24,10 @@ function captureOptions<T>(y: Argv<T>) {
     .option('space-check', { type: 'boolean', default: true, describe: 'Check free space before starting (--no-space-check to skip)' });
 }
 
+function capturePositionals<T>(y: Argv<T>) {
+  return y.positional('source', { type: 'string', demandOption: true }).positional('wim', { type: 'string', demandOption: true }).positional('name', { type: 'string' }).positional('description', { type: 'string' });
+}
+
 type CaptureArgs = Global & {
   source: string;
   wim: string;
@@ -38,6 +42,7 @@ type CaptureArgs = Global & {
   boot: boolean;
   flags?: string;
   'space-check': boolean;
+  pipable?: boolean;
 };
 
 function toCaptureOptions(a: CaptureArgs): imaging.CaptureOptions {
@@ -53,6 +58,7 @@ function toCaptureOptions(a: CaptureArgs): imaging.CaptureOptions {
     bootable: a.boot,
     flags: a.flags,
     skipSpaceCheck: !a['space-check'],
+    pipable: a.pipable,
   };
 }
 
@@ -64,7 +70,12 @@ function captureSummary(verb: string, r: imaging.CaptureResult, wim: WimInfo): s
 const captureCommand: CommandModule<Global, CaptureArgs> = {
   command: 'capture <source> <wim> [name] [description]',
   describe: 'Capture a directory or NTFS volume into a new WIM',
-  builder: (y) => captureOptions(y.positional('source', { type: 'string', demandOption: true }).positional('wim', { type: 'string', demandOption: true }).positional('name', { type: 'string' }).positional('description', { type: 'string' })) as Argv<CaptureArgs>,
+  builder: (y) =>
+    captureOptions(capturePositionals(y)).option('pipable', {
+      type: 'boolean',
+      default: false,
+      describe: "wimlib's pipable format, applied as it downloads (deploy from an http:// URL); Microsoft's tools cannot read it",
+    }) as Argv<CaptureArgs>,
   handler: async (a) => {
     const r = await withProgress(`Capturing ${a.source} → ${a.wim}`, a.json, (events) => imaging.capture(a.source, a.wim, { ...toCaptureOptions(a), events }));
     const wim = await imaging.info(a.wim);
@@ -76,7 +87,7 @@ const captureCommand: CommandModule<Global, CaptureArgs> = {
 const appendCommand: CommandModule<Global, CaptureArgs> = {
   command: 'append <source> <wim> [name] [description]',
   describe: 'Capture a directory or NTFS volume as a new image of a WIM',
-  builder: captureCommand.builder,
+  builder: (y) => captureOptions(capturePositionals(y)) as Argv<CaptureArgs>,
   handler: async (a) => {
     const r = await withProgress(`Appending ${a.source} → ${a.wim}`, a.json, (events) => imaging.append(a.source, a.wim, { ...toCaptureOptions(a), events }));
     const wim = await imaging.info(a.wim);
@@ -139,7 +150,7 @@ const deleteCommand: CommandModule<Global, DeleteArgs> = {
   },
 };
 
-type ExportArgs = Global & { src: string; image: string; dest: string; name?: string; description?: string; compress?: Compression; solid: boolean; check: boolean; boot: boolean };
+type ExportArgs = Global & { src: string; image: string; dest: string; name?: string; description?: string; compress?: Compression; solid: boolean; check: boolean; boot: boolean; pipable: boolean };
 const exportCommand: CommandModule<Global, ExportArgs> = {
   command: 'export <src> <image> <dest> [name] [description]',
   describe: 'Copy an image (or all) into another WIM, new or existing',
@@ -153,11 +164,12 @@ const exportCommand: CommandModule<Global, ExportArgs> = {
       .option('compress', { choices: COMPRESSIONS, describe: 'Compression of a new destination WIM' })
       .option('solid', { type: 'boolean', default: false })
       .option('check', { type: 'boolean', default: false })
-      .option('boot', { type: 'boolean', default: false }) as Argv<ExportArgs>,
+      .option('boot', { type: 'boolean', default: false })
+      .option('pipable', { type: 'boolean', default: false, describe: 'Write a new destination in the pipable format (all images of a WIM, to deploy it from an http:// URL as it downloads)' }) as Argv<ExportArgs>,
   handler: async (a) => {
     const image = a.image === 'all' ? 'all' : a.image;
     const dest = await withProgress(`Exporting ${a.src} image ${a.image} → ${a.dest}`, a.json, (events) =>
-      imaging.exportImage(a.src, image, a.dest, { destName: a.name, destDescription: a.description, compression: a.compress, solid: a.solid, check: a.check, bootable: a.boot, events }),
+      imaging.exportImage(a.src, image, a.dest, { destName: a.name, destDescription: a.description, compression: a.compress, solid: a.solid, check: a.check, bootable: a.boot, pipable: a.pipable, events }),
     );
     if (a.json) printJson({ type: 'result', operation: 'export', wim: a.dest, images: dest.images });
     else process.stdout.write(`Exported to ${a.dest}: now ${dest.imageCount} image(s), ${formatBytes(dest.sizeBytes)}\n`);

@@ -40,7 +40,7 @@ export const captureStep = defineStep({
     if (!ctx.before) {
       const temp = temporarySibling(wimPath);
       const tempResource = io.cleanup.add(`remove ${temp}`, () => removeQuietly(temp));
-      await imaging.capture(source, temp, { ...options, compression: dest.compression });
+      await imaging.capture(source, temp, { ...options, compression: dest.compression, ...(dest.pipable ? { pipable: true } : {}) });
       await imaging.verify(temp, { events: io.events, ...signalOpt });
       if ((await pathKind(wimPath)) !== 'missing') throw new ImagepeError('REFUSED', `${dest.file} appeared on ${dest.url} while the capture ran`, { hint: 'Another capture may write the same file; choose another destination.file.' });
       await rename(temp, wimPath);

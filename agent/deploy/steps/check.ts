@@ -7,9 +7,10 @@ import * as partition from '../../../partition/index.js';
 import { LAYOUT_PROPERTY, parseRecordedLayout } from '../../capture/index.js';
 import { keepIdentities, type RecordedImage } from '../identities.js';
 import { FROM_IMAGE, formatPath, layoutProblems, PlanError, type DeployPlan } from '../../plan/index.js';
-import { defineStep, need } from '../../steps/index.js';
+import { defineStep, need, type StepIO } from '../../steps/index.js';
 import { confirmDisk, resolveTargetLayout, type DeployContext } from '../context.js';
 import { assertSha256, download, sha256File } from '../hash.js';
+import { findMulticastOffer } from '../multicast-offer.js';
 import { capacityProblems, partitionNeeds, replanLayout } from '../replan.js';
 
 /**
@@ -29,7 +30,13 @@ export const checkStep = defineStep({
     const share = need(ctx.share, 'the share');
     const signalOpt = io.signal ? { signal: io.signal } : {};
     let how: string;
-    if (share.imageUrl) {
+    const remote = share.imageUrl ? await streamable(ctx, share.imageUrl, io) : undefined;
+    if (remote) {
+      ctx.remote = remote;
+      if (source.multicast === 'auto') ctx.multicast = await findMulticastOffer(remote.url, signalOpt);
+      const how_ = ctx.multicast ? `received by multicast from ${ctx.multicast.server} (port ${ctx.multicast.portbase}) into apply` : 'streamed into apply';
+      how = `${how_} (pipable WIM, ${formatBytes(remote.sizeBytes)}): every file's SHA-1 checked as it arrives${source.sha256 ? ', the sha256 at the end' : ''}`;
+    } else if (share.imageUrl) {
       const url = share.imageUrl;
       const dest = join(ctx.options.scratchDir ?? tmpdir(), `imagepe-${process.pid}-${basename(source.image)}`);
       io.cleanup.add(`remove ${dest}`, () => rm(dest, { force: true }));
@@ -45,10 +52,10 @@ export const checkStep = defineStep({
         how = 'sha256 matches';
       } else how = '';
     }
-    let wim = await imaging.info(ctx.wimPath, signalOpt);
-    if (!source.sha256) {
+    let wim = remote ? remote.info : await imaging.info(need(ctx.wimPath, 'the image'), signalOpt);
+    if (!source.sha256 && !remote) {
       if (wim.hasIntegrityTable) {
-        wim = await imaging.info(ctx.wimPath, { check: true, ...signalOpt });
+        wim = await imaging.info(need(ctx.wimPath, 'the image'), { check: true, ...signalOpt });
         how = 'integrity table verified';
       } else {
         how = 'not verified: no sha256 in the plan and no integrity table in the WIM';
@@ -59,7 +66,7 @@ export const checkStep = defineStep({
     const shownWim = { ...wim, path: share.imageUrl ? share.imageUrl.href : `${source.url.replace(/\/$/, '')}/${source.image}` };
     const image = imaging.selectImage(shownWim, source.index);
     const where = `image ${image.index} "${image.name}" of ${source.image}`;
-    const recordedText = await imaging.imageProperty(ctx.wimPath, image.index, LAYOUT_PROPERTY, signalOpt);
+    const recordedText = remote ? remote.property(image.index, LAYOUT_PROPERTY) : await imaging.imageProperty(need(ctx.wimPath, 'the image'), image.index, LAYOUT_PROPERTY, signalOpt);
     const recorded = recordedText === undefined ? undefined : parseRecordedLayout(recordedText, where);
     if (recorded) {
       ctx.recordedVolumes = recorded.volumes;
@@ -82,7 +89,8 @@ export const checkStep = defineStep({
         layout = replanned.layout;
       } else layout = ctx.plan.target.layout;
       if (ctx.plan.target.identities === 'keep') {
-        const fstab = await imaging.readImageFile(ctx.wimPath, rootImageIndex(ctx.plan, layout) ?? image.index, '/etc/fstab', signalOpt);
+        // A streamed image has its identities recorded (streamable() made sure): fstab is only the fallback.
+        const fstab = ctx.remote ? undefined : await imaging.readImageFile(need(ctx.wimPath, 'the image'), rootImageIndex(ctx.plan, layout) ?? image.index, '/etc/fstab', signalOpt);
         const kept = keepIdentities(layout, recorded, fstab);
         for (const n of kept.notes) io.warn(n);
         layout = kept.layout;
@@ -98,6 +106,36 @@ export const checkStep = defineStep({
     return `${how}; image${ctx.images.length > 1 ? 's' : ''} ${ctx.images.map((i) => `${i.index} "${i.name}"`).join(', ')}${replannedNotes.length ? `; layout re-planned: ${replannedNotes.join('; ')}` : ''}`;
   },
 });
+
+/**
+ * The HTTP image as a pipable WIM to stream into apply, or undefined to download it first as
+ * before: the image is not pipable, the server ignores range requests (its header and XML could
+ * not be read without the whole file), or the plan keeps the reference's identities, which needs
+ * the image's /etc/fstab before the disk is partitioned. Each reason is said in the log.
+ */
+async function streamable(ctx: DeployContext, url: URL, io: StepIO): Promise<imaging.RemoteWim | undefined> {
+  let remote: imaging.RemoteWim;
+  try {
+    remote = await imaging.readRemoteWim(url, io.signal ? { signal: io.signal } : {});
+  } catch (e) {
+    if (e instanceof ImagepeError && e.code === 'UNSUPPORTED') {
+      io.info(`${url.href} is downloaded before it is applied: ${e.message}`);
+      return undefined;
+    }
+    throw e;
+  }
+  if (!remote.pipable) {
+    io.info(`${url.href} is downloaded before it is applied (it needs room in memory for the whole file): it is not a pipable WIM; capture with --pipable, or imagepe export SRC all DEST --pipable, to stream it`);
+    return undefined;
+  }
+  // Keeping identities needs the reference's: imagepe's capture mode records them in the XML,
+  // which the range requests read; an image captured otherwise has only its /etc/fstab to say.
+  if (ctx.plan.target.identities === 'keep' && remote.property(imaging.selectImage(remote.info, ctx.plan.source.index).index, LAYOUT_PROPERTY) === undefined) {
+    io.info(`${url.href} is downloaded before it is applied: identities: keep reads the image's /etc/fstab before the disk is partitioned (it records no layout)`);
+    return undefined;
+  }
+  return remote;
+}
 
 /** Refuses, before any write, a layout with a partition too small for what the reference had on the filesystems that land on it. */
 function assertRoomForData(ctx: DeployContext, where: string): void {

@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { installFirstBootReport } from '../../server/index.js';
 import { placeUnattend, specializeLinux } from '../../specialize/index.js';
 import type { MappedShare } from '../../share/index.js';
 import { systemHas } from '../../system/chroot.js';
@@ -37,6 +38,12 @@ export const specializeStep = defineStep({
         io.info(`specialize: ${c.file}: ${c.changes.join('; ')}`);
         if (c.removed) ctx.changedPaths.add(c.file);
         did.push(`${c.file} ${c.removed ? 'removed' : 'no longer bound to a MAC address'}`);
+      }
+      if (ctx.options.report) {
+        if (await systemHas(root, 'lib/systemd/systemd')) {
+          await installFirstBootReport(root, ctx.options.report);
+          did.push(`first-boot report to ${ctx.options.report.origin}`);
+        } else io.warn('the image has no systemd: it will not report its first boot to the deployment server');
       }
       if (plan.specialize.sshHostKeys === 'new' && (await systemHas(root, 'usr/sbin/sshd'))) {
         if (!(await systemHas(root, 'usr/bin/ssh-keygen'))) io.warn('the image has an SSH server but no ssh-keygen: no host keys were made, so sshd will not start');

@@ -1,4 +1,4 @@
-import { lstat, open, readFile, rm } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { fileSignatureBytes, ImagepeError, pathKind, run, SHIM_SECOND_STAGE, SIGNED_GRUB_PREFIX } from '../../../core/index.js';
 import * as imaging from '../../../imaging/index.js';
@@ -51,6 +51,14 @@ export const verifyStep = defineStep({
         if (!r.stdout.trim()) throw new ImagepeError('VERIFY_FAILED', `${part.name} holds no files after apply`);
         continue;
       }
+      if (!ctx.wimPath) {
+        // Streamed: no local WIM to list. wimlib checked each file's SHA-1 as it arrived; what is
+        // left to catch is a tree that is not all there (an apply into the wrong mount).
+        const { counted, listed } = await countAgainstImage(images[i]!, join(targetRoot, part.mount!), part.mount!, layout);
+        if (counted < listed * STREAMED_MIN_SHARE) throw new ImagepeError('VERIFY_FAILED', `${part.name} holds ${counted} files and folders, but image ${images[i]!.index} lists ${listed}`);
+        checks.push(`${counted} of ${listed} entries on ${part.name}`);
+        continue;
+      }
       const missing = await missingFiles(need(ctx.wimPath, 'the image'), images[i]!.index, join(targetRoot, part.mount!), part.mount!, plan, layout, ctx.changedPaths, io.signal);
       if (missing.checked === 0) throw new ImagepeError('VERIFY_FAILED', `image ${images[i]!.index} lists no files to check on ${part.name}`);
       if (missing.paths.length) {
@@ -97,6 +105,35 @@ export const verifyStep = defineStep({
     return checks.join(', ');
   },
 });
+
+// Specialize and the bootloader remove and replace some files (host keys, /boot/grub); a tree
+// missing more than this share of the image's entries was not applied whole.
+const STREAMED_MIN_SHARE = 0.95;
+
+/**
+ * Counts files, folders and links in the applied tree of one partition against the image's
+ * own counts (its XML: files and directories), without crossing into other partitions' mount
+ * points or the API filesystems the chroot mounted.
+ */
+async function countAgainstImage(image: imaging.WimImage, dir: string, mount: string, layout: partition.ResolvedLayout): Promise<{ counted: number; listed: number }> {
+  const otherMounts = new Set(
+    [...layout.partitions, ...partition.logicalVolumesOf(layout)]
+      .flatMap((p) => partition.mountPointsOf(p))
+      .filter((m): m is string => !!m && m.startsWith('/') && m !== mount && (mount === '/' || m.startsWith(`${mount}/`)))
+      .map((m) => join(dir, m.slice(mount === '/' ? 0 : mount.length))),
+  );
+  if (mount === '/') for (const api of ['dev', 'proc', 'sys', 'run']) otherMounts.add(join(dir, api));
+  let counted = 1;
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = join(d, e.name);
+      counted++;
+      if (e.isDirectory() && !otherMounts.has(p)) await walk(p);
+    }
+  };
+  await walk(dir);
+  return { counted, listed: image.fileCount + image.directoryCount };
+}
 
 /**
  * Samples the image's listing and checks each path exists in the deployed tree. Paths that
