@@ -80,23 +80,35 @@ function need(v: string | undefined, token: string): string {
   return v.trim();
 }
 
+/** A DMI field of the system (/sys/class/dmi/id/FIELD), trimmed; empty when it cannot be read. */
+export async function readDmiField(field: string, sys = '/sys'): Promise<string> {
+  return (await readFile(`${sys}/class/dmi/id/${field}`, 'utf8').catch(() => '')).trim();
+}
+
+/**
+ * The MAC addresses of the Ethernet interfaces (ARPHRD_ETHER, type 1), in interface-name order,
+ * as the kernel prints them; bridges and virtual links without an address (all zeros) are left out.
+ */
+export async function readEthernetMacs(sys = '/sys'): Promise<string[]> {
+  const read = async (p: string) => (await readFile(`${sys}/class/net/${p}`, 'utf8').catch(() => '')).trim();
+  const macs: string[] = [];
+  for (const n of (await readdir(`${sys}/class/net`).catch(() => [] as string[])).sort()) {
+    if (n === 'lo') continue;
+    const mac = await read(`${n}/address`);
+    if ((await read(`${n}/type`)) === '1' && mac && mac !== '00:00:00:00:00:00') macs.push(mac);
+  }
+  return macs;
+}
+
 /** Reads the machine's facts from sysfs; a fact that cannot be read is left out. */
 export async function readMachineFacts(): Promise<MachineFacts> {
   const facts: MachineFacts = {};
-  const dmi = async (f: string) => (await readFile(`/sys/class/dmi/id/${f}`, 'utf8').catch(() => '')).trim();
-  const serial = await dmi('product_serial');
+  const serial = await readDmiField('product_serial');
   if (serial) facts.serial = serial;
-  const uuid = await dmi('product_uuid');
+  const uuid = await readDmiField('product_uuid');
   if (uuid) facts.uuid = uuid.toLowerCase();
-  const nets = (await readdir('/sys/class/net').catch(() => [] as string[])).filter((n) => n !== 'lo').sort();
-  for (const n of nets) {
-    const type = (await readFile(`/sys/class/net/${n}/type`, 'utf8').catch(() => '')).trim();
-    const mac = (await readFile(`/sys/class/net/${n}/address`, 'utf8').catch(() => '')).trim();
-    // type 1 is Ethernet; bridges and virtual links come and go, so the first physical-looking one wins.
-    if (type === '1' && mac && mac !== '00:00:00:00:00:00') {
-      facts.mac = mac;
-      break;
-    }
-  }
+  // The first physical-looking one: bridges and virtual links come and go.
+  const [mac] = await readEthernetMacs();
+  if (mac) facts.mac = mac;
   return facts;
 }

@@ -1,4 +1,4 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { readDmiField, readEthernetMacs } from '../plan/hostname.js';
 
 /** What a deployment server can know a machine by: the plan lookup keys and the address events are posted under. */
 export interface MachineIdentity {
@@ -48,15 +48,8 @@ export function orderMacs(macs: readonly string[], bootMac: string | null): stri
 
 /** Reads the machine's identity from sysfs (/sys/class/net, /sys/class/dmi/id); `bootMac` from BOOTIF= goes first. */
 export async function readMachineIdentity(bootMac: string | null, sys = '/sys'): Promise<MachineIdentity> {
-  const read = async (p: string) => (await readFile(`${sys}/${p}`, 'utf8').catch(() => '')).trim();
-  const macs: string[] = [];
-  for (const n of (await readdir(`${sys}/class/net`).catch(() => [] as string[])).sort()) {
-    if (n === 'lo') continue;
-    // ARPHRD_ETHER (1); a MAC of zeros is a virtual link that has none.
-    const mac = await read(`class/net/${n}/address`);
-    if ((await read(`class/net/${n}/type`)) === '1' && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac) && mac !== '00:00:00:00:00:00') macs.push(mac);
-  }
-  return { macs: orderMacs(macs, bootMac), uuid: usableUuid(await read('class/dmi/id/product_uuid')), serial: usableSerial(await read('class/dmi/id/product_serial')) };
+  const macs = (await readEthernetMacs(sys)).filter((m) => /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(m));
+  return { macs: orderMacs(macs, bootMac), uuid: usableUuid(await readDmiField('product_uuid', sys)), serial: usableSerial(await readDmiField('product_serial', sys)) };
 }
 
 /** A MAC as the server's file and URL names write it: "52-54-00-12-34-56". */

@@ -34,8 +34,8 @@ export const checkStep = defineStep({
     if (remote) {
       ctx.remote = remote;
       if (source.multicast === 'auto') ctx.multicast = await findMulticastOffer(remote.url, signalOpt);
-      const how_ = ctx.multicast ? `received by multicast from ${ctx.multicast.server} (port ${ctx.multicast.portbase}) into apply` : 'streamed into apply';
-      how = `${how_} (pipable WIM, ${formatBytes(remote.sizeBytes)}): every file's SHA-1 checked as it arrives${source.sha256 ? ', the sha256 at the end' : ''}`;
+      const arrival = ctx.multicast ? `received by multicast from ${ctx.multicast.server} (port ${ctx.multicast.portbase}) into apply` : 'streamed into apply';
+      how = `${arrival} (pipable WIM, ${formatBytes(remote.sizeBytes)}): every file's SHA-1 checked as it arrives${source.sha256 ? ', the sha256 at the end' : ''}`;
     } else if (share.imageUrl) {
       const url = share.imageUrl;
       const dest = join(ctx.options.scratchDir ?? tmpdir(), `imagepe-${process.pid}-${basename(source.image)}`);
