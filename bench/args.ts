@@ -3,13 +3,13 @@ import type { Compression } from '../imaging/index.js';
 
 /**
  * The parts of the bench, in the order they run. boot, deploy, network and debian boot QEMU; apply
- * (which also gives the memory figures), wim and reliability do not, so `--only wim,apply,reliability`
- * is the run without QEMU. network (PXE boots, a fleet deploying at once, a big streamed image)
- * takes about half an hour and debian (a real Debian 12 captured, deployed and booted through the
- * PE) about twenty minutes under software emulation, so --quick leaves them out unless --only
- * names them.
+ * (which also gives the memory figures), wim, reliability and burn (a 1 GiB image to a loop device
+ * against dd and dd + cmp) do not, so `--only wim,apply,reliability,burn` is the run without
+ * QEMU. network (PXE boots, a fleet deploying at once, a big streamed image) takes about half an
+ * hour and debian (a real Debian 12 captured, deployed and booted through the PE) about twenty
+ * minutes under software emulation, so --quick leaves them out unless --only names them.
  */
-export const SECTIONS = ['wim', 'build', 'boot', 'deploy', 'network', 'apply', 'reliability', 'debian'] as const;
+export const SECTIONS = ['wim', 'build', 'boot', 'deploy', 'network', 'apply', 'reliability', 'burn', 'debian'] as const;
 export const SLOW_SECTIONS: readonly Section[] = ['network', 'debian'];
 export type Section = (typeof SECTIONS)[number];
 

@@ -68,6 +68,15 @@ const FULL: Results = {
     idempotent: true,
     durationMs: 61000,
   },
+  burn: {
+    runs: 3,
+    imageBytes: 1073741824,
+    deviceBytes: 1140850688,
+    blockSize: 4194304,
+    directIo: true,
+    dense: { dataBytes: 1073741824, ddSeconds: 1.05, ddCmpSeconds: 1.8, burnSeconds: 1.9, burnWriteSeconds: 1.15, burnVerifySeconds: 0.72, ddMiBps: 975, ddCmpMiBps: 569, burnMiBps: 539, burnVsDd: 0.553, burnVsDdCmp: 0.947, samples: { dd: [1.05], ddCmp: [1.8], burn: [1.9] } },
+    halfHoles: { dataBytes: 536870912, ddSeconds: 1.05, ddCmpSeconds: 1.8, burnSeconds: 1.2, burnWriteSeconds: 0.8, burnVerifySeconds: 0.37, ddMiBps: 975, ddCmpMiBps: 569, burnMiBps: 853, burnVsDd: 0.875, burnVsDdCmp: 1.5, samples: { dd: [1.05], ddCmp: [1.8], burn: [1.2] } },
+  },
   debian: { runs: 1, accel: 'tcg', referenceBuildSeconds: 29, captureSeconds: 150, wimBytes: 260474140, imageBytes: 738197504, deploySeconds: 812, initramfsSeconds: 637, firstBootSeconds: 41, state: 'running', totalSeconds: 1003 },
   notMeasured: { 'deploy.memory.wimlibPeakRssMiB': 'GNU time is not installed' },
 };
@@ -108,6 +117,7 @@ describe('bench table', () => {
       'PXE over HTTP → ready', 'one machine (http)', 'three at once (http)', '  fleet image, PE', 'stream 2.00 GiB into 1024 MiB VM', '  same deploy on the host', 'network duration',
       'agent apply', 'agent peak RSS', 'wimlib-imagex peak RSS',
       'bad plans', 'faults', 'reported deployed wrongly', 'disks touched wrongly', 'secrets leaked', 'idempotent', 'reliability duration',
+      'burn 1.00 GiB, dense', 'burn 1.00 GiB, half holes',
       'Debian 12 capture (PE)', 'Debian 12 deploy (PE)', 'Debian 12 first boot', 'Debian 12 total',
     ]);
     expect(rows.find((r) => r[0] === 'Debian 12 total')?.slice(1)).toEqual(['1003.0 s', 'capture + deploy + first boot; target 180 s — missed']);
@@ -117,6 +127,10 @@ describe('bench table', () => {
     expect(rows.find((r) => r[0] === 'faults')?.[1]).toBe('24 injected, 24 handled as expected');
     expect(rows.find((r) => r[0] === 'idempotent')?.[1]).toBe('yes');
     expect(rows.find((r) => r[0] === 'reliability duration')?.[1]).toBe('61.0 s');
+    expect(rows.find((r) => r[0] === 'burn 1.00 GiB, half holes')?.slice(1)).toEqual([
+      'imagepe 1.20 s (853 MiB/s) vs dd 1.05 s, dd + cmp 1.80 s',
+      'burn/dd 0.88, burn/(dd + cmp) 1.50; write 0.80 s + read-back 0.37 s',
+    ]);
   });
 
   it('shows the network figures: boot over HTTP, the fleet with what the server sent, the streamed image', () => {

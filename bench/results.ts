@@ -2,6 +2,7 @@ import type { AgentMemoryFigures, DeployApplyFigures } from './deploy-apply.js';
 import { formatBytes } from '../core/index.js';
 import type { BenchArgs } from './args.js';
 import type { BootFigures, BuildFigures, EndToEndFigures } from './pe.js';
+import type { BurnCaseFigures, BurnFigures } from './burn.js';
 import type { DebianFigures } from './debian.js';
 import type { FleetVariantFigures, NetworkFigures } from './network.js';
 import type { ReliabilityFigures } from './reliability.js';
@@ -32,6 +33,7 @@ export interface Results {
   };
   network: NetworkFigures | null;
   reliability: ReliabilityFigures | null;
+  burn: BurnFigures | null;
   debian: DebianFigures | null;
   notMeasured: Record<string, string>;
 }
@@ -123,6 +125,15 @@ export function tableRows(r: Results): [string, string, string][] {
     for (const e of p.examples) rows.push(['bad plan not as expected', e, '']);
     // Its row already says why it was not run.
     shown.add('reliability.idempotent');
+  }
+  const b = r.burn;
+  if (b) {
+    const burnRow = (name: string, c: BurnCaseFigures): [string, string, string] => [
+      name,
+      `imagepe ${c.burnSeconds.toFixed(2)} s (${c.burnMiBps.toFixed(0)} MiB/s) vs dd ${c.ddSeconds.toFixed(2)} s, dd + cmp ${c.ddCmpSeconds.toFixed(2)} s`,
+      `burn/dd ${c.burnVsDd.toFixed(2)}, burn/(dd + cmp) ${c.burnVsDdCmp.toFixed(2)}; write ${c.burnWriteSeconds.toFixed(2)} s + read-back ${c.burnVerifySeconds.toFixed(2)} s`,
+    ];
+    rows.push(burnRow(`burn ${formatBytes(b.imageBytes)}, dense`, b.dense), burnRow(`burn ${formatBytes(b.imageBytes)}, half holes`, b.halfHoles));
   }
   const d = r.debian;
   if (d) {

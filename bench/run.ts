@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { benchAgentApply } from './apply.js';
+import { benchBurn } from './burn.js';
 import { benchDebian } from './debian.js';
 import { parseArgs, type Section } from './args.js';
 import { makeDataset, type Dataset } from './dataset.js';
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
     deploy: { endToEnd: null, apply: null, memory: null },
     network: null,
     reliability: null,
+    burn: null,
     debian: null,
     notMeasured: {},
   };
@@ -93,6 +95,11 @@ async function main(): Promise<void> {
       results.reliability = await benchReliability(work, { quick: args.quick });
       if (results.reliability.idempotent === null) results.notMeasured['reliability.idempotent'] = 'not run with --quick: it needs two full deploys';
     } else results.notMeasured.reliability = skipped;
+
+    if (want('burn')) {
+      say(`burn: a 1 GiB image (dense, then half holes) to a loop device, imagepe burn vs dd and dd + cmp, ${args.runs} run(s)...`);
+      results.burn = await benchBurn(work, args.runs);
+    } else results.notMeasured.burn = skipped;
 
     if (want('debian')) {
       say('a real Debian 12 through the PE: reference, capture, deploy (initramfs rebuilt), first boot; one run (about twenty minutes under software emulation)...');

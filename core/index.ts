@@ -9,3 +9,4 @@ export * from './fs.js';
 export * from './mounts.js';
 export * from './secure-boot.js';
 export * from './service.js';
+export * from './packages.js';

@@ -36,6 +36,7 @@ export const TOOLS: readonly ToolInfo[] = [
   { name: 'mkfs.ext4', debianPackage: 'e2fsprogs', purpose: 'formats ext4 volumes' },
   { name: 'mkfs.vfat', debianPackage: 'dosfstools', purpose: 'formats FAT volumes (ESP)' },
   { name: 'mkfs.xfs', debianPackage: 'xfsprogs', purpose: 'formats XFS volumes' },
+  { name: 'xfs_io', debianPackage: 'xfsprogs', purpose: 'imagepe burn: finds the holes of a sparse image (SEEK_DATA/SEEK_HOLE; Node.js has no lseek)' },
   { name: 'mkfs.btrfs', debianPackage: 'btrfs-progs', purpose: 'formats btrfs volumes' },
   { name: 'btrfs', debianPackage: 'btrfs-progs', purpose: 'makes, lists and sets the default of btrfs subvolumes' },
   { name: 'lvm', debianPackage: 'lvm2', purpose: 'makes LVM volume groups and logical volumes (layouts with volumeGroups)' },

@@ -16,14 +16,17 @@ export interface DiskCandidate extends Disk {
   partitionCount: number;
 }
 
-interface LsblkDevice {
+/** One device of `lsblk --json --bytes --output-all`, the fields imagepe reads (burn/target.ts reads it too). */
+export interface LsblkDevice {
   name?: string;
   path?: string;
   type?: string;
+  'maj:min'?: string;
   size?: number | string | null;
   rm?: boolean | string | number | null;
   hotplug?: boolean | string | number | null;
   ro?: boolean | string | number | null;
+  vendor?: string | null;
   model?: string | null;
   serial?: string | null;
   wwn?: string | null;
@@ -70,7 +73,8 @@ function collectMounts(dev: LsblkDevice): string[] {
   return [...new Set([...own, ...(dev.children ?? []).flatMap(collectMounts)])];
 }
 
-function flag(v: boolean | string | number | null | undefined): boolean {
+/** An lsblk boolean column: JSON booleans in util-linux 2.33 and later, "0"/"1" before. */
+export function flag(v: boolean | string | number | null | undefined): boolean {
   return v === true || v === 1 || v === '1' || v === 'true';
 }
 

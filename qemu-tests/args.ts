@@ -57,6 +57,12 @@ export interface VmSpec {
   /** busybox's path, for per-connection guest forwards. */
   busybox?: string;
   qmpSocket: string;
+  /**
+   * The serial console on a unix socket QEMU listens on and waits for a client on before it
+   * starts the guest (so nothing the guest prints is lost), instead of QEMU's stdio: for a QEMU
+   * in a container, whose stdio cannot be streamed as a child's can.
+   */
+  serialSocket?: string;
   extraArgs?: readonly string[];
 }
 
@@ -75,7 +81,9 @@ export function qemuArgs(spec: VmSpec): string[] {
   if (spec.secureBoot) a.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
   if (spec.accel === 'kvm') a.push('-cpu', 'host');
   a.push('-m', String(spec.memoryMiB), '-smp', String(spec.cpus));
-  a.push('-display', 'none', '-vga', 'std', '-serial', 'stdio', '-monitor', 'none');
+  a.push('-display', 'none', '-vga', 'std', '-monitor', 'none');
+  if (spec.serialSocket) a.push('-chardev', `socket,id=ser0,path=${qemuEscape(spec.serialSocket)},server=on,wait=on`, '-serial', 'chardev:ser0');
+  else a.push('-serial', 'stdio');
   a.push('-qmp', `unix:${qemuEscape(spec.qmpSocket)},server=on,wait=off`);
   a.push('-no-reboot', '-boot', 'menu=off,strict=on');
   // Without an entropy source the emulated CPU (no RDRAND) leaves the kernel's CRNG

@@ -31,6 +31,12 @@ describe('qemu command line', () => {
     expect(s).toContain('-device virtio-rng-pci,rng=rng0');
   });
 
+  it('puts the serial console on a socket QEMU waits on, for the container runtime', () => {
+    const s = joined({ ...base, serialSocket: '/w/serial,1.sock' });
+    expect(s).toContain('-chardev socket,id=ser0,path=/w/serial,,1.sock,server=on,wait=on -serial chardev:ser0');
+    expect(s).not.toContain('-serial stdio');
+  });
+
   it('attaches the ISO as a CD or as a USB disk, first in boot order', () => {
     expect(joined({ ...base, iso: { path: '/i.iso', as: 'cd' } })).toContain('media=cdrom,readonly=on,format=raw,file=/i.iso -device ide-cd,drive=cd0,bootindex=0');
     const usb = joined({ ...base, iso: { path: '/i.iso', as: 'usb' } });

@@ -1,35 +1,16 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { execa, type ResultPromise } from 'execa';
-import { findTool, ImagepeError, parseSize, removeQuietly, run, tail, ToolMissingError } from '../core/index.js';
+import { ImagepeError, removeQuietly, tail, type EventSink } from '../core/index.js';
 import { parseEventLine, type AgentEvent } from '../agent/events/index.js';
 import { detectAccelerator, kvmProbe, type AccelDecision, type AcceleratorChoice } from './accel.js';
 import { qemuArgs, type GuestForward, type PortForward } from './args.js';
 import { QmpClient } from './qmp.js';
+import { qemuRuntime, type QemuProcess, type QemuRuntimeName, type VmExit } from './runtime.js';
 
-export const OVMF_CODE_CANDIDATES = ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_CODE.fd'];
-/**
- * Debian's ovmf: firmware built with Secure Boot and SMM, whose vars template (OVMF_VARS_4M.ms.fd)
- * has Microsoft's keys enrolled and Secure Boot enforced, as machines leave the factory.
- */
-export const OVMF_SECURE_BOOT_CANDIDATES = [{ code: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' }];
-
-/** The OVMF code and vars template: plain, or with Secure Boot enforced. Throws NOT_FOUND naming the package. */
-export async function findOvmf(secureBoot = false): Promise<{ code: string; vars: string }> {
-  const pairs = secureBoot ? OVMF_SECURE_BOOT_CANDIDATES : OVMF_CODE_CANDIDATES.map((code) => ({ code, vars: code.replace('OVMF_CODE', 'OVMF_VARS') }));
-  for (const { code, vars } of pairs) {
-    if ((await stat(code).catch(() => undefined)) && (await stat(vars).catch(() => undefined))) return { code, vars };
-  }
-  throw new ImagepeError('NOT_FOUND', `OVMF firmware${secureBoot ? ' with Secure Boot (OVMF_CODE_4M.ms.fd, OVMF_VARS_4M.ms.fd)' : ''} was not found in /usr/share/OVMF`, { hint: 'apt-get install ovmf' });
-}
-
-/** A blank virtual disk; qcow2 files take no space until written. */
-export async function createDisk(path: string, size: string | number, format: 'qcow2' | 'raw' = 'qcow2'): Promise<void> {
-  await run('qemu-img', ['create', '-q', '-f', format, path, String(parseSize(size))], { what: `creating the virtual disk ${path}`, timeoutMs: 30_000 });
-}
+export type { VmExit } from './runtime.js';
 
 export interface VmDisk {
   path: string;
@@ -56,7 +37,8 @@ export interface StartVmOptions {
   netBoot?: { tftpDir?: string; bootfile?: string };
   /**
    * A tap device to join instead of QEMU's user networking, in the network namespace `netns`
-   * (QEMU is started inside it with `ip netns exec`); the caller makes and removes both.
+   * (QEMU is started inside it with `ip netns exec`); the caller makes and removes both. Native
+   * runtime only: the container runtime refuses it (UNSUPPORTED).
    */
   tap?: { name: string; netns: string };
   kernel?: { image: string; initrd: string; append: string };
@@ -71,16 +53,18 @@ export interface StartVmOptions {
   accel?: AcceleratorChoice;
   /** Where the serial log, OVMF vars copy and QMP socket go; a new temporary directory by default. */
   workDir?: string;
-  /** Hard limit on the VM's whole life; QEMU is killed after it. */
+  /** Hard limit on the VM's whole life; QEMU is killed after it. Default 30 min. */
   lifetimeMs?: number;
+  /**
+   * Where QEMU runs: the host's own (native), or a container of the image imagepe builds
+   * (qemu-tests/container/). Default: $IMAGEPE_QEMU, else native.
+   */
+  runtime?: QemuRuntimeName;
+  /** Messages while the container runtime builds its image (a first build takes about 1.5 min). */
+  events?: EventSink;
   signal?: AbortSignal;
   onSerialLine?: (line: string) => void;
   onEvent?: (event: AgentEvent) => void;
-}
-
-export interface VmExit {
-  exitCode: number | undefined;
-  signal: string | undefined;
 }
 
 /** A running QEMU guest; every wait has a timeout, and the serial log is kept on disk. */
@@ -98,18 +82,21 @@ export class Vm {
   private panicked = false;
 
   constructor(
-    private readonly child: ResultPromise,
+    private readonly qemu: QemuProcess,
+    /** Where QEMU ran: "native /usr/bin/qemu-system-x86_64" or "container imagepe-qemu:... (QEMU ..., OVMF ..., Samba ...)". */
+    readonly runtime: string,
     readonly logPath: string,
     readonly workDir: string,
     readonly accel: AccelDecision,
     readonly startedAt: number,
     private readonly qmpSocket: string,
+    private readonly serialSocket: string | undefined,
     private readonly log: WriteStream,
     private readonly options: StartVmOptions,
   ) {
     const decoder = new StringDecoder('utf8');
     let pending = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
+    qemu.serial.on('data', (chunk: Buffer) => {
       log.write(chunk);
       const text = decoder.write(chunk);
       this.transcript += text;
@@ -120,13 +107,10 @@ export class Vm {
       // A prompt waits without a newline; whoever waits for one must hear of it.
       if (parts.length === 0) this.notify();
     });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      this.stderr += chunk.toString('utf8');
+    qemu.diagnostics.on('data', (chunk: Buffer | string) => {
+      this.stderr += chunk.toString();
     });
-    void child.then(
-      (r) => this.onExit({ exitCode: r.exitCode, signal: r.signal }),
-      (e: { exitCode?: number; signal?: string }) => this.onExit({ exitCode: e.exitCode, signal: e.signal }),
-    );
+    void qemu.exited.then((exit) => this.onExit(exit));
   }
 
   private onLine(line: string): void {
@@ -255,7 +239,7 @@ export class Vm {
   /** Types text on the serial console, as a user at the PE's shell would. */
   sendSerial(text: string): void {
     if (this.exitInfo) throw this.failure('QEMU has exited; nothing can be typed');
-    this.child.stdin?.write(text);
+    this.qemu.writeSerial(text);
   }
 
   /** ACPI power button, as a user would press it. */
@@ -272,7 +256,10 @@ export class Vm {
     await (await this.qmpClient()).execute('system_reset');
   }
 
-  /** Stops the VM now (QMP quit, then a kill if QEMU does not go). The serial log stays. */
+  /**
+   * Stops the VM now (QMP quit, then a kill if QEMU does not go) and, in the container runtime,
+   * removes its container. The serial log stays.
+   */
   async stop(): Promise<void> {
     if (!this.exitInfo) {
       try {
@@ -282,45 +269,51 @@ export class Vm {
         // QEMU may already be gone; the kill below covers every case.
       }
       await this.waitForExit(5_000).catch(() => {
-        this.child.kill('SIGKILL');
+        this.qemu.kill();
       });
-      await this.waitForExit(5_000).catch(() => undefined);
+      // A container's removal comes before its exit is reported: more time than a process's.
+      await this.waitForExit(20_000).catch(() => undefined);
     }
     this.qmp?.close();
     await removeQuietly(this.qmpSocket);
+    if (this.serialSocket) await removeQuietly(this.serialSocket);
   }
 }
 
-/** Starts qemu-system-x86_64 as the options describe; the caller must stop() the VM. */
+/**
+ * Starts QEMU as the options describe, in the runtime they (or $IMAGEPE_QEMU) choose; the caller
+ * must stop() the VM. Throws ToolMissingError (native: no qemu-system-x86_64), NOT_FOUND (a
+ * missing ISO, network boot file or OVMF), UNSUPPORTED (a tap in the container runtime), and
+ * what the container runtime throws: DockerUnavailableError, an image build's errors.
+ */
 export async function startVm(options: StartVmOptions): Promise<Vm> {
-  const qemu = findTool('qemu-system-x86_64');
-  if (!qemu) throw new ToolMissingError('qemu-system-x86_64', 'qemu-system-x86');
-  const workDir = options.workDir ?? (await mkdtemp(join(tmpdir(), 'imagepe-vm-')));
+  const runtime = await qemuRuntime(options.runtime, { ...(options.events ? { events: options.events } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+  if (options.tap && runtime.name === 'container') {
+    throw new ImagepeError('UNSUPPORTED', 'a VM on a tap in a network namespace cannot run in the container runtime', { hint: 'Run it with the native runtime: IMAGEPE_QEMU=native, or runtime: "native".' });
+  }
+  const workDir = resolve(options.workDir ?? (await mkdtemp(join(tmpdir(), 'imagepe-vm-'))));
   await mkdir(workDir, { recursive: true });
   const accel = await detectAccelerator(options.accel ?? 'auto', () => kvmProbe());
   const disks: { path: string; format: 'qcow2' | 'raw' }[] = [];
   for (const d of options.disks ?? []) {
     const disk: VmDisk = typeof d === 'string' ? { path: d } : d;
     const format = disk.format ?? (disk.path.endsWith('.raw') || disk.path.endsWith('.img') ? 'raw' : 'qcow2');
-    if (!(await stat(disk.path).catch(() => undefined))) await createDisk(disk.path, disk.size ?? '8GiB', format);
+    if (!(await stat(disk.path).catch(() => undefined))) await runtime.createDisk(resolve(disk.path), disk.size ?? '8GiB', format);
     disks.push({ path: resolve(disk.path), format });
   }
-  let ovmf: { code: string; vars: string } | undefined;
   const uefi = options.uefi === true || options.secureBoot === true;
-  if (uefi) {
-    const found = await findOvmf(options.secureBoot === true);
-    // Each VM writes its own variable store; the packaged one must stay pristine.
-    const vars = join(workDir, 'OVMF_VARS.fd');
-    await copyFile(found.vars, vars);
-    ovmf = { code: found.code, vars };
-  }
+  const ovmf = uefi ? await runtime.firmware(options.secureBoot === true, join(workDir, 'OVMF_VARS.fd')) : undefined;
   const { tftpDir, bootfile } = options.netBoot ?? {};
   if (tftpDir && bootfile && !/^https?:/.test(bootfile) && !(await stat(join(tftpDir, bootfile)).catch(() => undefined))) {
     throw new ImagepeError('NOT_FOUND', `the network boot file ${join(tftpDir, bootfile)} does not exist`, { hint: 'Build the PXE bundle with: imagepe build (bootx64.efi needs secureBoot: true and shim-signed)' });
   }
   if (options.iso && !(await stat(options.iso).catch(() => undefined))) throw new ImagepeError('NOT_FOUND', `ISO ${options.iso} does not exist`, { hint: 'Build one with: imagepe build' });
   const qmpSocket = join(workDir, 'qmp.sock');
+  const serialSocket = runtime.serial === 'socket' ? join(workDir, 'serial.sock') : undefined;
   const logPath = join(workDir, 'serial.log');
+  const iso = options.iso ? resolve(options.iso) : undefined;
+  const share = options.share ? resolve(options.share) : undefined;
+  const kernel = options.kernel ? { ...options.kernel, image: resolve(options.kernel.image), initrd: resolve(options.kernel.initrd) } : undefined;
   const args = qemuArgs({
     accel: accel.accel,
     firmware: uefi ? 'uefi' : 'bios',
@@ -330,34 +323,47 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     ...(options.tap ? { tap: options.tap.name } : {}),
     memoryMiB: options.memoryMiB ?? 1536,
     cpus: options.cpus ?? 1,
-    iso: options.iso ? { path: resolve(options.iso), as: options.bootFrom ?? 'cd' } : undefined,
-    kernel: options.kernel,
+    iso: iso ? { path: iso, as: options.bootFrom ?? 'cd' } : undefined,
+    kernel,
     disks,
-    share: options.share ? resolve(options.share) : undefined,
+    share,
     forwards: options.forwards ?? [],
     ...(options.mac ? { mac: options.mac } : {}),
     ...(options.guestForwards ? { guestForwards: options.guestForwards } : {}),
-    ...(options.guestForwards?.some((g) => g.perConnection) ? { busybox: findTool('busybox') ?? 'busybox' } : {}),
+    ...(options.guestForwards?.some((g) => g.perConnection) ? { busybox: runtime.busybox } : {}),
     qmpSocket,
+    ...(serialSocket ? { serialSocket } : {}),
   });
+  // Every host path QEMU opens; the container runtime binds them (OVMF's vars copy is in workDir).
+  const paths = [
+    { path: workDir, writable: true },
+    ...(iso ? [{ path: iso, writable: false }] : []),
+    ...disks.map((d) => ({ path: d.path, writable: true })),
+    ...(share ? [{ path: share, writable: true }] : []),
+    ...(tftpDir ? [{ path: resolve(tftpDir), writable: false }] : []),
+    ...(kernel ? [{ path: kernel.image, writable: false }, { path: kernel.initrd, writable: false }] : []),
+  ];
   const log = createWriteStream(logPath);
-  log.write(`# ${qemu} ${args.join(' ')}\n# accelerator: ${accel.accel} (${accel.reason})\n`);
+  log.write(`# qemu-system-x86_64 ${args.join(' ')}\n# runtime: ${runtime.description}\n# accelerator: ${accel.accel} (${accel.reason})\n`);
   if (options.secureBoot) log.write(`# secure boot: enforced, Microsoft's keys (${ovmf!.code}); machine q35 with SMM, which OVMF's Secure Boot build needs (without it the VM hangs with no output)\n`);
   const startedAt = Date.now();
-  // The one place QEMU runs outside run(): it is long-lived and its output is streamed.
-  // `ip netns exec` execs QEMU in place, so the child is still QEMU for signals and exit status.
-  const [file, argv] = options.tap ? ['ip', ['netns', 'exec', options.tap.netns, qemu, ...args]] : [qemu, args];
-  const child = execa(file, argv, {
-    reject: false,
-    stdin: 'pipe',
-    buffer: false,
-    timeout: options.lifetimeMs ?? 30 * 60_000,
-    cancelSignal: options.signal,
-    forceKillAfterDelay: 3_000,
-    cleanup: true,
-    encoding: 'buffer',
-  });
-  return new Vm(child, logPath, workDir, accel, startedAt, qmpSocket, log, options);
+  let qemu: QemuProcess;
+  try {
+    qemu = await runtime.launch({
+      args,
+      paths,
+      ...(serialSocket ? { serialSocket } : {}),
+      hostLoopback: (options.forwards?.length ?? 0) > 0 || (options.guestForwards?.length ?? 0) > 0,
+      ...(options.tap ? { netns: options.tap.netns } : {}),
+      kvm: accel.accel === 'kvm',
+      lifetimeMs: options.lifetimeMs ?? 30 * 60_000,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (e) {
+    log.end();
+    throw e;
+  }
+  return new Vm(qemu, runtime.description, logPath, workDir, accel, startedAt, qmpSocket, serialSocket, log, options);
 }
 
 /**

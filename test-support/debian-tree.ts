@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { pathKind, run } from '../core/index.js';
+import { pathKind, run, withFileLock } from '../core/index.js';
 import { projectRoot } from '../builder/index.js';
 
 /**
@@ -43,19 +42,9 @@ const RECIPE = 2;
 // not have; a match on the kind of link holds on any of them. The network lets a deployed system
 // report its first boot to the deployment server.
 const WIRED_NETWORK = '# Written by the imagepe test reference: DHCP on every wired interface.\n[Match]\nType=ether\nName=en* eth*\n\n[Network]\nDHCP=ipv4\n';
-const LOCK_STALE_MS = 30 * 60_000;
 
 function cacheDir(): string {
   return join(projectRoot(), '.cache', 'debian-reference');
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The cache key: suite, mirror, packages and recipe; a different list is a different tree. */
@@ -73,23 +62,7 @@ export async function debianTreeTarball(): Promise<string> {
   const tarball = join(dir, `debian-${DEBIAN_SUITE}-${debianTreeKey()}.tar.zst`);
   if ((await pathKind(tarball)) === 'file') return tarball;
   await mkdir(dir, { recursive: true });
-  const lock = `${tarball}.lock`;
-  for (;;) {
-    try {
-      const fh = await open(lock, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      break;
-    } catch {
-      if ((await pathKind(tarball)) === 'file') return tarball;
-      const age = Date.now() - (await stat(lock).then((s) => s.mtimeMs, () => Date.now()));
-      // A lock whose process is gone (a killed jest worker) is stale at once, not after LOCK_STALE_MS.
-      const owner = Number(await readFile(lock, 'utf8').catch(() => ''));
-      if (age > LOCK_STALE_MS || (owner > 0 && !processAlive(owner))) await rm(lock, { force: true });
-      await sleep(2_000);
-    }
-  }
-  try {
+  return withFileLock(`${tarball}.lock`, async () => {
     if ((await pathKind(tarball)) === 'file') return tarball;
     const work = join(dir, `build-${process.pid}`);
     await rm(work, { recursive: true, force: true });
@@ -112,9 +85,7 @@ export async function debianTreeTarball(): Promise<string> {
       await rm(work, { recursive: true, force: true });
     }
     return tarball;
-  } finally {
-    await rm(lock, { force: true });
-  }
+  });
 }
 
 /** Unpacks the cached Debian tree into `root` (an empty directory, or a fresh filesystem's mount point). */

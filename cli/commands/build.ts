@@ -21,7 +21,7 @@ export const buildCommand: CommandModule<{ json: boolean }, BuildArgs> = {
       .option('config', { alias: 'c', type: 'string', describe: 'Build config (default: ./imagepe.yaml if present, else built-in defaults)' })
       .option('output', { alias: 'o', type: 'string', default: 'out', describe: 'Directory for imagepe.iso and pxe/' })
       .option('cache', { type: 'boolean', default: true, describe: 'Reuse a cached build of the same inputs (--no-cache to rebuild)' })
-      .option('cache-dir', { type: 'string', describe: 'Build cache (default: $XDG_CACHE_HOME/imagepe or .cache/ in the project)' })
+      .option('cache-dir', { type: 'string', describe: 'Build cache (default: $IMAGEPE_CACHE_DIR, $XDG_CACHE_HOME/imagepe, .cache/ in a checkout, ~/.cache/imagepe when installed)' })
       .option('schema', { type: 'boolean', default: false, describe: 'Print the JSON Schema of imagepe.yaml and exit' })
       .example('$0 build', 'build out/imagepe.iso and out/pxe/ from the defaults')
       .example('SOURCE_DATE_EPOCH=1700000000 $0 build -c imagepe.yaml -o dist', 'a reproducible build') as Argv<BuildArgs>,

@@ -16,7 +16,7 @@ export const doctorCommand: CommandModule<{ json: boolean }, { json: boolean }> 
       process.stdout.write(
         missing.length === 0
           ? `All ${rows.length} tools and files found.\n`
-          : `${missing.length} of ${rows.length} tools and files missing. Install them with: apt-get install ${[...new Set(missing.map((m) => m.debianPackage))].join(' ')} (or run scripts/setup as root)\n`,
+          : `${missing.length} of ${rows.length} tools and files missing. Install them with: apt-get install ${[...new Set(missing.map((m) => m.debianPackage))].join(' ')} (or run imagepe setup as root)\n`,
       );
     }
     if (missing.length > 0) process.exitCode = 7;

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { ImagepeError } from '../../core/index.js';
-import { startVm, type PortForward } from '../../qemu-tests/index.js';
+import { QEMU_RUNTIMES, startVm, type PortForward, type QemuRuntimeName } from '../../qemu-tests/index.js';
 import { printJson } from '../output.js';
 
 interface VmArgs {
@@ -15,6 +15,7 @@ interface VmArgs {
   usb: boolean;
   memory: number;
   accel: 'auto' | 'kvm' | 'tcg';
+  runtime?: QemuRuntimeName;
   forward: string[];
   'wait-for'?: string;
   timeout: number;
@@ -54,12 +55,18 @@ export const vmCommand: CommandModule<{ json: boolean }, VmArgs> = {
       .option('usb', { type: 'boolean', default: false, describe: 'Attach the ISO as a USB disk instead of a CD' })
       .option('memory', { type: 'number', default: 1536, describe: 'Guest memory in MiB' })
       .option('accel', { choices: ['auto', 'kvm', 'tcg'] as const, default: 'auto' as const, describe: 'KVM, software emulation, or KVM when it works' })
+      .option('runtime', {
+        choices: QEMU_RUNTIMES,
+        describe:
+          "Where QEMU runs: native (this host's qemu-system-x86, ovmf and samba) or container (the same Debian packages in a Docker image imagepe builds locally on first use with debootstrap and docker build, about 1.5 min, tagged by its recipe; then a running Docker engine is all it needs). Default: $IMAGEPE_QEMU, else native",
+      })
       .option('forward', { type: 'string', array: true, default: [] as string[], describe: 'Forward 127.0.0.1:HOSTPORT to the guest: tcp:2222:22 (repeatable)' })
       .option('wait-for', { type: 'string', describe: 'Stop the VM and exit 0 once the agent sends this event type (ready, ...)' })
       .option('timeout', { type: 'number', default: 600, describe: 'Seconds before the VM is stopped and the command fails' })
       .example('$0 vm --iso out/imagepe.iso --disk target.qcow2 --share ./images --uefi', 'boot the PE with a target disk and an image share')
       .example('$0 vm --iso out/imagepe.iso --disk t.qcow2 --secure-boot --wait-for ready', 'check that the PE starts with Secure Boot on')
-      .example('$0 vm --iso out/imagepe.iso --disk t.qcow2 --wait-for ready --json', 'check that the PE boots, from a script') as Argv<VmArgs>,
+      .example('$0 vm --iso out/imagepe.iso --disk t.qcow2 --wait-for ready --json', 'check that the PE boots, from a script')
+      .example('$0 vm --iso out/imagepe.iso --disk t.qcow2 --runtime container', 'the same with QEMU, OVMF and Samba from the pinned image') as Argv<VmArgs>,
   handler: async (a) => {
     const forwards = a.forward.map(parseForward);
     const abort = new AbortController();
@@ -78,13 +85,18 @@ export const vmCommand: CommandModule<{ json: boolean }, VmArgs> = {
       forwards,
       memoryMiB: a.memory,
       accel: a.accel,
+      ...(a.runtime ? { runtime: a.runtime } : {}),
+      // A first container run builds the image: say so, it takes a while.
+      events: (e) => {
+        if (e.type === 'message' && !a.json) process.stderr.write(`imagepe vm: ${e.text}\n`);
+      },
       lifetimeMs: a.timeout * 1000 + 10_000,
       signal: abort.signal,
       onSerialLine: a.json ? undefined : (line) => process.stdout.write(`${line}\n`),
       onEvent: a.json ? (event) => printJson(event) : undefined,
     });
     if (!a.json) {
-      process.stderr.write(`imagepe vm: ${vm.accel.accel} (${vm.accel.reason}); serial log ${vm.logPath}\n`);
+      process.stderr.write(`imagepe vm: ${vm.runtime}; ${vm.accel.accel} (${vm.accel.reason}); serial log ${vm.logPath}\n`);
       if (a['secure-boot']) process.stderr.write("imagepe vm: Secure Boot enforced with Microsoft's keys; machine q35 with SMM (OVMF's Secure Boot build hangs without it)\n");
     }
     try {
