@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { ImagepeError } from '../core/index.js';
+import { ImagepeError, parseMountInfo, type MountEntry } from '../core/index.js';
 
 /**
  * The whole disks a file is stored on, as /dev nodes: the disk under its filesystem's partition,
@@ -60,19 +60,18 @@ async function disksOfAnonymousMount(path: string, depth: number): Promise<strin
   return out;
 }
 
-/** The mount that holds `path` (the longest mount point that is a prefix of it), from mountinfo text. */
+/**
+ * The mount that holds `path` (the longest mount point that is a prefix of it; the last one when
+ * several are stacked), from mountinfo text; `options` are the filesystem's (an overlay's dirs).
+ */
 export function mountOf(mountinfo: string, path: string): { at: string; fsType: string; source: string; options: string } | undefined {
-  let best: { at: string; fsType: string; source: string; options: string } | undefined;
-  for (const line of mountinfo.split('\n')) {
-    const [head, tail] = line.split(' - ');
-    if (!head || !tail) continue;
-    const at = (head.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+  let best: MountEntry | undefined;
+  for (const m of parseMountInfo(mountinfo)) {
+    const at = m.mountPoint;
     const inside = at === '/' || path === at || path.startsWith(`${at}/`);
-    if (!inside || (best && best.at.length > at.length)) continue;
-    const [fsType = '', source = '', options = ''] = tail.split(' ');
-    best = { at, fsType, source, options };
+    if (inside && (!best || at.length >= best.mountPoint.length)) best = m;
   }
-  return best;
+  return best && { at: best.mountPoint, fsType: best.fsType, source: best.source, options: best.superOptions };
 }
 
 /** An expected sha256 and where it came from: `--sha256`, or the file it was read from. */

@@ -46,21 +46,10 @@ export async function verifyBlocks(p: Phase, checks: readonly BlockCheck[], rewr
       const data = await reading!;
       checkCancelled(p, `while verifying, after ${formatBytes(out.bytesVerified)} of ${formatBytes(total)}: the image was written but not verified`);
       reading = i + 1 < blocks.length ? later(p.io.read(blocks[i + 1]!, buf(i + 1), p.sectorSize)) : undefined;
-      if (!blockMatches(checks[i]!, data, p.zeros)) {
-        if (block.source === 'hole') {
-          // Stale bytes where the image has a hole (an old image on the stick): zeroed, as the
-          // image reads there. Not a fault of the device, so not a rewrite unless it persists.
-          out.zeroedBytes += block.length;
-          // From an aligned buffer: O_DIRECT refuses the unaligned p.zeros.
-          await p.io.write(block, scratch.fill(0, 0, block.length).subarray(0, block.length));
-          await p.io.sync();
-          if (!p.io.directIo) await p.io.dropCache(p.signal);
-          if (blockMatches(checks[i]!, await p.io.read(block, scratch, p.sectorSize), p.zeros)) {
-            out.bytesVerified += block.length;
-            report(out.bytesVerified);
-            continue;
-          }
-        }
+      // Stale bytes where the image has a hole (an old image on the stick) are zeroed, as the image
+      // reads there: not a fault of the device, so not a rewrite unless they stay.
+      const right = blockMatches(checks[i]!, data, p.zeros) || (block.source === 'hole' && (await zeroHole(p, block, checks[i]!, scratch, out)));
+      if (!right) {
         out.rewrittenOffsets.push(block.offset);
         if (!(await repair(p, block, checks[i]!, scratch, rewriteAttempts, out))) failed.push(block);
       }
@@ -79,19 +68,39 @@ export async function verifyBlocks(p: Phase, checks: readonly BlockCheck[], rewr
   return out;
 }
 
+/**
+ * Writes `data` as `block` and makes it reach the device: fdatasync, and the page cache dropped
+ * when the writes are buffered, so the next read of the block comes from the device.
+ */
+async function writeThrough(p: Phase, block: Block, data: Uint8Array): Promise<void> {
+  await p.io.write(block, data);
+  await p.io.sync();
+  if (!p.io.directIo) await p.io.dropCache(p.signal);
+}
+
+async function readsBackRight(p: Phase, block: Block, check: BlockCheck, scratch: Buffer): Promise<boolean> {
+  return blockMatches(check, await p.io.read(block, scratch, p.sectorSize), p.zeros);
+}
+
+/** Zeroes a hole that read back with other bytes, counting them in `zeroedBytes`; whether it now reads back as zeros. */
+async function zeroHole(p: Phase, block: Block, check: BlockCheck, scratch: Buffer, out: Verified): Promise<boolean> {
+  out.zeroedBytes += block.length;
+  // From the aligned scratch buffer: O_DIRECT refuses the unaligned p.zeros.
+  await writeThrough(p, block, scratch.fill(0, 0, block.length).subarray(0, block.length));
+  return readsBackRight(p, block, check, scratch);
+}
+
 /** Rewrites one block from its source until it reads back right; false when every attempt failed. */
 async function repair(p: Phase, block: Block, check: BlockCheck, scratch: Buffer, attempts: number, out: Verified): Promise<boolean> {
   for (let attempt = 1; attempt <= attempts; attempt++) {
     checkCancelled(p, `while rewriting a block that read back wrong: the stick is not verified`);
     const data = await fetchBlock(p, block, scratch);
     if (!blockMatches(check, data, p.zeros)) throw imageChanged(p.imagePath, `the ${formatBytes(block.length)} at offset ${block.offset} differ from what was written`);
-    await p.io.write(block, data);
-    await p.io.sync();
-    if (!p.io.directIo) await p.io.dropCache(p.signal);
+    await writeThrough(p, block, data);
     out.rewrites++;
     p.events({ type: 'message', operation: 'burn', level: 'warning', text: `the ${formatBytes(block.length)} at offset ${block.offset} read back wrong; rewritten (attempt ${attempt} of ${attempts})` });
     p.events({ type: 'progress', operation: 'burn', phase: 'rewrite', unit: 'bytes', done: block.length, total: block.length });
-    if (blockMatches(check, await p.io.read(block, scratch, p.sectorSize), p.zeros)) return true;
+    if (await readsBackRight(p, block, check, scratch)) return true;
   }
   return false;
 }

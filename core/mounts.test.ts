@@ -7,8 +7,8 @@ describe('parseMountInfo', () => {
       '90 22 0:50 / /mnt/my\\040image rw,nosuid,nodev,relatime shared:40 - fuse.wimlib wimlib rw,user_id=0,group_id=0',
     ].join('\n');
     expect(parseMountInfo(text)).toEqual([
-      { mountPoint: '/', options: 'rw,relatime', fsType: 'ext4', source: '/dev/vda' },
-      { mountPoint: '/mnt/my image', options: 'rw,nosuid,nodev,relatime', fsType: 'fuse.wimlib', source: 'wimlib' },
+      { mountPoint: '/', options: 'rw,relatime', fsType: 'ext4', source: '/dev/vda', superOptions: 'rw' },
+      { mountPoint: '/mnt/my image', options: 'rw,nosuid,nodev,relatime', fsType: 'fuse.wimlib', source: 'wimlib', superOptions: 'rw,user_id=0,group_id=0' },
     ]);
   });
 });

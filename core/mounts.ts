@@ -5,7 +5,10 @@ export interface MountEntry {
   mountPoint: string;
   fsType: string;
   source: string;
+  /** The mount's own options (rw, nosuid, relatime, ...). */
   options: string;
+  /** The filesystem's options, after the source (an overlay's lowerdir= and upperdir= are here). */
+  superOptions: string;
 }
 
 /** The kernel's mount table, with the octal escapes of /proc/self/mountinfo decoded. */
@@ -27,6 +30,7 @@ export function parseMountInfo(text: string): MountEntry[] {
       options: l[5] ?? '',
       fsType: r[0] ?? '',
       source: unescapeMount(r[1] ?? ''),
+      superOptions: r[2] ?? '',
     });
   }
   return out;

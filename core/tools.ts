@@ -80,11 +80,21 @@ const SIGNED_CHAIN_PURPOSE: Record<SignedChainPart, string> = {
   grubDisk: 'Secure Boot: the signed GRUB the PE installs on deployed disks',
 };
 
+/**
+ * Debian's ovmf (4 MiB flash): the plain build, and the one with Secure Boot and SMM whose vars
+ * template has Microsoft's keys enrolled and Secure Boot enforced, as machines leave the factory.
+ * The same paths on the host and inside the container runtime's image (the same package).
+ */
+export const OVMF_4M = {
+  plain: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' },
+  secureBoot: { code: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' },
+} as const;
+
 export const FILES: readonly FileInfo[] = [
   ...(Object.keys(SIGNED_CHAIN_FILES) as SignedChainPart[]).map((part) => ({ path: `/${SIGNED_CHAIN_FILES[part]}`, debianPackage: SIGNED_CHAIN_PACKAGES[part], purpose: SIGNED_CHAIN_PURPOSE[part] })),
-  { path: '/usr/share/OVMF/OVMF_CODE_4M.fd', debianPackage: 'ovmf', purpose: 'UEFI firmware for test VMs' },
-  { path: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', debianPackage: 'ovmf', purpose: 'UEFI firmware with Secure Boot and Microsoft keys (imagepe vm --secure-boot)' },
-  { path: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd', debianPackage: 'ovmf', purpose: 'its variable store, Secure Boot enforced' },
+  { path: OVMF_4M.plain.code, debianPackage: 'ovmf', purpose: 'UEFI firmware for test VMs' },
+  { path: OVMF_4M.secureBoot.code, debianPackage: 'ovmf', purpose: 'UEFI firmware with Secure Boot and Microsoft keys (imagepe vm --secure-boot)' },
+  { path: OVMF_4M.secureBoot.vars, debianPackage: 'ovmf', purpose: 'its variable store, Secure Boot enforced' },
   { path: '/usr/lib/ipxe/undionly.kpxe', debianPackage: 'ipxe', purpose: 'imagepe serve: iPXE for BIOS PXE clients' },
   { path: '/usr/lib/ipxe/snponly.efi', debianPackage: 'ipxe', purpose: 'imagepe serve: iPXE for UEFI PXE and HTTP boot clients' },
 ];

@@ -1,7 +1,7 @@
 import { copyFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
-import { findTool, ImagepeError, parseSize, run, ToolMissingError, type EventSink } from '../core/index.js';
+import { findTool, ImagepeError, OVMF_4M, parseSize, run, ToolMissingError, type EventSink } from '../core/index.js';
 
 /**
  * Where QEMU runs. `native`: the host's qemu-system-x86_64, OVMF and Samba (Debian's packages).
@@ -74,12 +74,10 @@ export interface QemuRuntime {
   launch(spec: LaunchSpec): Promise<QemuProcess>;
 }
 
-export const OVMF_CODE_CANDIDATES = ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_CODE.fd'];
-/**
- * Debian's ovmf: firmware built with Secure Boot and SMM, whose vars template (OVMF_VARS_4M.ms.fd)
- * has Microsoft's keys enrolled and Secure Boot enforced, as machines leave the factory.
- */
-export const OVMF_SECURE_BOOT_CANDIDATES = [{ code: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' }];
+/** The plain OVMF code: Debian 12's 4 MiB build, else an older release's 2 MiB one. */
+export const OVMF_CODE_CANDIDATES = [OVMF_4M.plain.code, '/usr/share/OVMF/OVMF_CODE.fd'];
+/** OVMF with Secure Boot enforced and Microsoft's keys (core OVMF_4M). */
+export const OVMF_SECURE_BOOT_CANDIDATES = [OVMF_4M.secureBoot];
 
 /** The host's OVMF code and vars template: plain, or with Secure Boot enforced. Throws NOT_FOUND naming the package. */
 export async function findOvmf(secureBoot = false): Promise<{ code: string; vars: string }> {

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { defaultCacheDir, projectRoot } from '../../builder/index.js';
-import { CommandFailedError, findTool, ImagepeError, pathKind, run, stderrTailOf, ToolMissingError, withFileLock, type EventSink } from '../../core/index.js';
+import { CommandFailedError, findTool, ImagepeError, OVMF_4M, pathKind, run, stderrTailOf, ToolMissingError, withFileLock, type EventSink } from '../../core/index.js';
 
 /**
  * The image the container runtime runs QEMU in, built on this machine and never pulled (no
@@ -20,11 +20,8 @@ export const VM_CONTAINER_LABEL = 'imagepe.vm';
 export const VM_OWNER_LABEL = 'imagepe.owner';
 
 const BASE_RECIPE = { suite: 'bookworm', mirror: 'http://deb.debian.org/debian', variant: 'minbase', recipe: 1 } as const;
-/** Where the image keeps the firmware; the Dockerfile checks that these files exist. */
-export const IMAGE_OVMF = {
-  plain: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' },
-  secureBoot: { code: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' },
-} as const;
+/** Where the image keeps the firmware: Debian's ovmf, as on a host; the Dockerfile checks that these files exist. */
+export const IMAGE_OVMF = OVMF_4M;
 const PINNED_PACKAGES = ['qemu-system-x86', 'qemu-utils', 'ovmf', 'samba', 'busybox-static'] as const;
 const DOCKER_HINT = 'Install a Docker engine with: apt-get install docker.io (scripts/setup does), and start it: systemctl start docker where systemd runs, else dockerd >/var/log/dockerd.log 2>&1 & (in a checkout, scripts/dockerd-ensure starts one when none answers).';
 
@@ -116,9 +113,11 @@ async function buildIfMissing(options: { events?: EventSink; signal?: AbortSigna
   await assertDocker();
   const tag = await qemuImageTag();
   const cache = join(defaultCacheDir(), 'qemu-image');
+  // The tag as a file name: the lock, and the folder the OVMF variable templates are copied to.
+  const slug = tag.replace(/[:/]/g, '-');
   if (!(await imageExists(tag))) {
     await mkdir(cache, { recursive: true });
-    await withFileLock(join(cache, `${tag.replace(/[:/]/g, '-')}.lock`), async () => {
+    await withFileLock(join(cache, `${slug}.lock`), async () => {
       if (await imageExists(tag)) return;
       const say = (text: string) => options.events?.({ type: 'message', operation: 'qemu-image', level: 'info', text });
       const base = baseTag();
@@ -139,7 +138,7 @@ async function buildIfMissing(options: { events?: EventSink; signal?: AbortSigna
       });
     });
   }
-  return describeImage(tag, join(cache, tag.replace(/[:/]/g, '-')));
+  return describeImage(tag, join(cache, slug));
 }
 
 /** The Debian minbase root as a tar, made by debootstrap once and kept in the cache (about 40 s, 175 MiB). */
@@ -172,7 +171,7 @@ async function baseTarball(cache: string, say: (text: string) => void, signal: A
 /** The pinned versions and the OVMF variable templates, read from the image by one short container. */
 async function describeImage(tag: string, dir: string): Promise<QemuImage> {
   await mkdir(dir, { recursive: true });
-  const vars = { plain: join(dir, 'OVMF_VARS_4M.fd'), secureBoot: join(dir, 'OVMF_VARS_4M.ms.fd') };
+  const vars = { plain: join(dir, basename(IMAGE_OVMF.plain.vars)), secureBoot: join(dir, basename(IMAGE_OVMF.secureBoot.vars)) };
   // Copied under a name of this process's and renamed: another process may be copying from them.
   const script = [
     `dpkg-query -W -f '\${Package}\\t\${Version}\\n' ${PINNED_PACKAGES.join(' ')}`,
@@ -190,7 +189,16 @@ async function describeImage(tag: string, dir: string): Promise<QemuImage> {
   return { tag, versions, ovmfVars: vars, summary: `QEMU ${versions['qemu-system-x86']}, OVMF ${versions.ovmf}, Samba ${versions.samba}` };
 }
 
-/** Containers write files the caller owns, as a native QEMU would. */
+/**
+ * "uid:gid" of this process when it is not root, the user its containers run as, so they write
+ * files the caller owns, as a native QEMU would; undefined for root (containers' default).
+ */
+export function callerUser(): string | undefined {
+  return process.getuid && process.getuid() !== 0 ? `${process.getuid()}:${process.getgid?.() ?? 0}` : undefined;
+}
+
+/** callerUser as `docker run` arguments. */
 export function userArgs(): string[] {
-  return process.getuid && process.getuid() !== 0 ? ['--user', `${process.getuid()}:${process.getgid?.() ?? 0}`] : [];
+  const user = callerUser();
+  return user ? ['--user', user] : [];
 }

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GenericContainer, getContainerRuntimeClient } from 'testcontainers';
 import { CancelledError, ImagepeError, processAlive, run, type EventSink } from '../../core/index.js';
 import { qemuImgCreateArgs, type LaunchSpec, type QemuProcess, type QemuRuntime, type VmExit } from '../runtime.js';
-import { ensureQemuImage, IMAGE_OVMF, userArgs, VM_CONTAINER_LABEL, VM_OWNER_LABEL, type QemuImage } from './image.js';
+import { callerUser, ensureQemuImage, IMAGE_OVMF, userArgs, VM_CONTAINER_LABEL, VM_OWNER_LABEL, type QemuImage } from './image.js';
 
 const SERIAL_CONNECT_TIMEOUT_MS = 30_000;
 const CONTAINER_START_TIMEOUT_MS = 60_000;
@@ -152,7 +152,8 @@ async function launchInContainer(image: QemuImage, spec: LaunchSpec): Promise<Qe
     if ((await stat(p.path).catch(() => undefined))?.isBlockDevice()) devices.push(p.path);
     else binds.push(p);
   }
-  if (process.getuid && process.getuid() !== 0) {
+  const user = callerUser();
+  if (user) {
     // QEMU's SMB server names its user from the password database, which must know the host's uid.
     binds.push({ path: '/etc/passwd', writable: false }, { path: '/etc/group', writable: false });
   }
@@ -164,7 +165,7 @@ async function launchInContainer(image: QemuImage, spec: LaunchSpec): Promise<Qe
     .withStartupTimeout(CONTAINER_START_TIMEOUT_MS)
     .withCommand(['sh', '-c', ENTRY, 'imagepe-qemu', `${Math.ceil(spec.lifetimeMs / 1000) + BACKSTOP_MARGIN_S}s`, ...spec.args]);
   // Files QEMU makes (the OVMF vars it writes, sockets) belong to the caller, as natively.
-  if (process.getuid && process.getuid() !== 0) container.withUser(`${process.getuid()}:${process.getgid?.() ?? 0}`);
+  if (user) container.withUser(user);
   let started;
   try {
     started = await container.start();
