@@ -60,7 +60,9 @@ export class AgentOutputs {
     const json = due(this.serialGate) ? `${formatEventLine(event)}\n` : undefined;
     // Synchronous, so an event is out before anything that follows can fail.
     if (json) writeQuietly(this.logFd, json);
-    const words = due(this.screenGate) ? screenLine(event)?.replace(/\n/g, '\r\n') : undefined;
+    // While a technician is answering on one console, what comes after the run is that person's
+    // choice (the console asks), so no other console announces the plan's `after`.
+    const words = due(this.screenGate) ? screenLine(event, { next: this.reserved.size === 0 })?.replace(/\n/g, '\r\n') : undefined;
     for (const c of this.channels) {
       if (this.reserved.has(c.path)) continue;
       if (c.kind === 'serial' && json) writeQuietly(c.fd, json);

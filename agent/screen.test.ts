@@ -33,6 +33,9 @@ describe('screenLine', () => {
       '\x1b[KCAPTURED image 2 "custom" into images/ref.wim (300 MiB) in 1m01s; next: poweroff\n',
     );
     expect(screenLine({ ...base, type: 'failed', step: 'capture', code: 'NO_SPACE', message: 'full', stderrTail: '', diskTouched: true })).toContain('The reference disk was generalized');
+    // The technician console asks what comes next itself: the run's own "after" is left out there.
+    expect(screenLine({ ...base, type: 'captured', wim: 'w.wim', index: 1, name: 'n', sizeBytes: 1, durationMs: 1000, after: 'shell' }, { next: false })).toBe('\x1b[KCAPTURED image 1 "n" into w.wim (1 B) in 1s\n');
+    expect(screenLine({ ...base, type: 'deployed', disk: '/dev/vda', hostname: 'h', machineId: null, partitions: [], durationMs: 1000, after: 'shell' }, { next: false })).toBe('\x1b[KDEPLOYED /dev/vda as h in 1s\n');
     expect(screenLine({ ...base, type: 'failed', step: 'source', code: 'NOT_FOUND', message: 'none', stderrTail: '', diskTouched: false })).toContain('The reference disk was not touched.');
   });
 });

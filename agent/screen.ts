@@ -4,12 +4,21 @@ import { CAPTURE_STEPS, DEPLOY_STEPS, type AgentEvent } from './events/index.js'
 // A failure at a step only a capture has concerns the reference machine's disk, not a target.
 const CAPTURE_ONLY_STEPS = new Set<string>(CAPTURE_STEPS.filter((s) => !(DEPLOY_STEPS as readonly string[]).includes(s)));
 
+export interface ScreenLineOptions {
+  /**
+   * Whether the end of a run says what the PE does next (the plan's `after`). The technician
+   * console asks that itself, so there it would contradict the question that follows.
+   */
+  next?: boolean;
+}
+
 /**
  * What a technician reads on the machine's screen: the same events as the serial port's JSON
  * lines, in words. Progress lines end in \r so the next one overwrites them on a text console;
  * everything else ends a line. Undefined: nothing to show.
  */
-export function screenLine(event: AgentEvent): string | undefined {
+export function screenLine(event: AgentEvent, options: ScreenLineOptions = {}): string | undefined {
+  const next = (after: string) => (options.next === false ? '' : `; next: ${after}`);
   switch (event.type) {
     case 'ready': {
       const disks = event.disks.map((d) => `${d.path} ${formatBytes(d.size)}${d.model ? ` ${d.model}` : ''}`).join(', ') || 'none';
@@ -31,9 +40,9 @@ export function screenLine(event: AgentEvent): string | undefined {
       return `  ${event.phase}${pct}  ${amount(event.done)}${total}${rate}${eta}\x1b[K\r`;
     }
     case 'deployed':
-      return `\x1b[KDEPLOYED ${event.disk}${event.hostname ? ` as ${event.hostname}` : ''} in ${formatDuration(event.durationMs / 1000)}; next: ${event.after}\n`;
+      return `\x1b[KDEPLOYED ${event.disk}${event.hostname ? ` as ${event.hostname}` : ''} in ${formatDuration(event.durationMs / 1000)}${next(event.after)}\n`;
     case 'captured':
-      return `\x1b[KCAPTURED image ${event.index} "${event.name}" into ${event.wim} (${formatBytes(event.sizeBytes)}) in ${formatDuration(event.durationMs / 1000)}; next: ${event.after}\n`;
+      return `\x1b[KCAPTURED image ${event.index} "${event.name}" into ${event.wim} (${formatBytes(event.sizeBytes)}) in ${formatDuration(event.durationMs / 1000)}${next(event.after)}\n`;
     case 'failed': {
       const tail = event.stderrTail ? `${event.stderrTail.split('\n').map((l) => `  | ${l}`).join('\n')}\n` : '';
       const disk = CAPTURE_ONLY_STEPS.has(event.step)

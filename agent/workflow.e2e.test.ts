@@ -186,13 +186,14 @@ after: poweroff
         return { done, serial: await readFile(vm.logPath, 'utf8') };
       }),
       withVm('deploy B (technician)', startVm({ iso: (await pe('console')).iso, uefi: false, mac: MAC_B, disks: [{ path: diskB, size: DISK_SIZE }], share, workDir: join(work, 'deploy-b'), lifetimeMs: JOB_TIMEOUT_MS + 120_000 }), async (vm) => {
-        const transcript = await technicianDeploys(vm, { image: 'golden-2', hostname: 'tech-b' });
+        const seen = await technicianDeploys(vm, { image: 'golden-2', hostname: 'tech-b' });
         process.stdout.write(`deploy B: PE start to powered off ${vm.elapsedSeconds().toFixed(1)} s wall\n`);
-        return { transcript, serial: await readFile(vm.logPath, 'utf8') };
+        return { seen, transcript: seen.transcript, serial: await readFile(vm.logPath, 'utf8') };
       }),
     ]);
     expect(a.done).toMatchObject({ type: 'deployed', hostname: 'node-52540000000a' });
     expect(b.transcript).toMatch(/DEPLOYED/);
+    expectTechnicianSaw(b.seen, b.serial);
     const logs = await readdir(join(share, 'images/logs'));
     for (const text of [a.serial, b.serial, ...(await Promise.all(logs.map((f) => readFile(join(share, 'images/logs', f), 'utf8'))))]) expect(text).not.toContain(SECRET);
 
@@ -277,6 +278,41 @@ after: poweroff
   }, JOB_TIMEOUT_MS + 2 * BOOT_TIMEOUT_MS);
 });
 
+/** What the technician on B must have seen, point by point, on an 80-column plain ASCII console. */
+function expectTechnicianSaw(seen: TechnicianDeploy, serial: string): void {
+  // The first screen: the machine in words above "Press Enter", the JSON ready line still there.
+  const banner = seen.banner.slice(seen.banner.lastIndexOf('This machine:'));
+  expect(banner).toMatch(/Model {5}QEMU/);
+  // DHCP runs beside the agent's start: the address, or that there is none yet.
+  expect(banner).toMatch(new RegExp(`Network   ${MAC_B}  (10\\.0\\.2\\.15/24|no address)`));
+  expect(banner).toMatch(/Disks {5}\/dev\/vda  2\.00 GiB/);
+  expect(seen.banner).toMatch(/^\{"imagepe":1,"type":"ready"/m);
+  // The share as \\\\server\\share, said back as smb://; a wrong server says it tries, and how long.
+  expect(seen.wrongServer).toContain('That is smb://10.0.2.9/qemu.');
+  expect(seen.wrongServer).toContain('Mapping smb://10.0.2.9/qemu (at most 45 s) ...');
+  expect(seen.wrongServer).toContain('still trying: ');
+  expect(seen.wrongServer).toContain('Check the server name or address');
+  // q at the disk went back to the image only, and Enter took the image chosen before.
+  expect(seen.tokens).toContain(`{mac}     52540000000b (the first network card's MAC, ${MAC_B})`);
+  expect(seen.tokens).toContain('{serial}  none');
+  expect(seen.tokens).toContain('The default is pe-{mac}, here pe-52540000000b.');
+  expect(seen.nearMiss).toContain('typed out in lower case');
+  expect(seen.refused).toContain('Not confirmed (only "yes" goes on): nothing was done.');
+  expect(seen.refused).toContain('Your answers are kept');
+  expect(seen.confirmed).toMatch(/^ \[tech-b\]: \s*\n/);
+  expect(seen.confirmed).toContain('This ERASES /dev/vda');
+  expect(seen.confirmed).toContain('as tech-b.');
+  // One thing said at the end, and the log where the share shows it.
+  expect(seen.summary).toMatch(/DEPLOYED \/dev\/vda as tech-b in \S+\r*\n/);
+  expect(seen.summary).not.toContain('next: shell');
+  expect(seen.summary).toMatch(/Log on the share:\r*\n {4}smb:\/\/10\.0\.2\.4\/qemu\/logs\/tech-b-\S+\.log\r*\n {4}\\\\10\.0\.2\.4\\qemu\\logs\\tech-b-\S+\.log/);
+  expect(seen.summary).not.toContain('/tmp/imagepe-');
+  // The conversation's text stays within 80 columns, plain ASCII; the JSON event lines are for machines.
+  const human = serial.split(/\r*\n/).filter((l) => !l.startsWith('{"imagepe"'));
+  const start = human.findIndex((l) => l.includes('This machine:'));
+  expect(human.slice(start).filter((l) => l.length > 80 || /[^\x20-\x7e\t\x08]/.test(l))).toEqual([]);
+}
+
 /** An NTFS volume laid out like a Windows installation, made with ntfs-3g. */
 async function makeWindowsLikeVolume(path: string): Promise<void> {
   await writeFile(path, '');
@@ -315,27 +351,55 @@ function conversation(vm: Vm) {
   return { answer, pickRow };
 }
 
+/** What the technician deploying B saw, piece by piece: each is the serial output before a question. */
+interface TechnicianDeploy {
+  /** Above "Press Enter": what the machine is. */
+  banner: string;
+  /** After the share typed as \\\\10.0.2.9\\qemu, a server that is not there. */
+  wrongServer: string;
+  /** Before the host name question: the tokens in words. */
+  tokens: string;
+  /** After "YES" at the confirmation. */
+  nearMiss: string;
+  /** After "no": back at the first question. */
+  refused: string;
+  /** After the host name question, Enter taking the name typed before: the confirmation. */
+  confirmed: string;
+  /** The run and its summary. */
+  summary: string;
+  transcript: string;
+}
+
 /**
- * A technician at the serial console: presses Enter, chooses deploy, takes the share the PE
- * was started with, picks the image by name from the table, the only disk, names the machine,
- * first says no at the confirmation (nothing may happen), then does it all again and says yes,
- * and powers off at the end. Returns the conversation as the serial port showed it.
+ * A technician at the serial console, tired: reads what the machine is and presses Enter,
+ * chooses deploy, types the share the Windows way with a wrong server address, then the right
+ * one, picks the image by name from the table, goes back from the disk question with q (Enter
+ * takes the image again), the only disk, names the machine, types YES (asked once more) and
+ * then no: nothing may happen. Back at the first question every answer is the default, so
+ * Enter goes through to the confirmation, where yes deploys; then power off.
  */
-async function technicianDeploys(vm: Vm, o: { image: string; hostname: string }): Promise<string> {
+async function technicianDeploys(vm: Vm, o: { image: string; hostname: string }): Promise<TechnicianDeploy> {
   const { answer, pickRow } = conversation(vm);
-  await answer(QUESTIONS.claim, () => '', BOOT_TIMEOUT_MS);
-  let transcript = '';
-  for (const confirm of ['no', 'yes']) {
-    await answer(QUESTIONS.mode, () => 'd');
-    await answer(QUESTIONS.share, () => '');
-    await answer(QUESTIONS.image, pickRow(o.image));
-    await answer(QUESTIONS.disk, () => '1');
-    await answer(QUESTIONS.hostname, () => o.hostname);
-    transcript += await answer(QUESTIONS.confirm, () => confirm);
-  }
-  transcript += await answer(QUESTIONS.next, () => 'p', JOB_TIMEOUT_MS);
+  const banner = await answer(QUESTIONS.claim, () => '', BOOT_TIMEOUT_MS);
+  await answer(QUESTIONS.mode, () => 'd');
+  await answer(QUESTIONS.share, () => '\\\\10.0.2.9\\qemu');
+  const wrongServer = await answer(QUESTIONS.share, () => '\\\\10.0.2.4\\qemu');
+  await answer(QUESTIONS.image, pickRow(o.image));
+  await answer(QUESTIONS.disk, () => 'q');
+  await answer(QUESTIONS.image, () => '');
+  await answer(QUESTIONS.disk, () => '1');
+  const tokens = await answer(QUESTIONS.hostname, () => o.hostname);
+  await answer(QUESTIONS.confirm, () => 'YES');
+  const nearMiss = await answer(QUESTIONS.confirm, () => 'no');
+  const refused = await answer(QUESTIONS.mode, () => '');
+  await answer(QUESTIONS.share, () => '');
+  await answer(QUESTIONS.image, () => '');
+  await answer(QUESTIONS.disk, () => '');
+  await answer(QUESTIONS.hostname, () => '');
+  const confirmed = await answer(QUESTIONS.confirm, () => 'yes');
+  const summary = await answer(QUESTIONS.next, () => 'p', JOB_TIMEOUT_MS);
   await vm.waitForExit(60_000);
-  return transcript;
+  return { banner, wrongServer, tokens, nearMiss, refused, confirmed, summary, transcript: [wrongServer, tokens, nearMiss, refused, confirmed, summary].join('') };
 }
 
 /**

@@ -9,7 +9,7 @@ import type { Compression } from '../imaging/index.js';
  * hour and debian (a real Debian 12 captured, deployed and booted through the PE) about twenty
  * minutes under software emulation, so --quick leaves them out unless --only names them.
  */
-export const SECTIONS = ['wim', 'build', 'boot', 'deploy', 'network', 'apply', 'reliability', 'burn', 'debian'] as const;
+export const SECTIONS = ['wim', 'build', 'boot', 'deploy', 'network', 'apply', 'reliability', 'burn', 'raw', 'debian'] as const;
 export const SLOW_SECTIONS: readonly Section[] = ['network', 'debian'];
 export type Section = (typeof SECTIONS)[number];
 

@@ -47,7 +47,7 @@ const LONG = { timeoutMs: 600_000 };
 const CHUNK = 8 * MiB;
 
 /** Writes `size` bytes of random data at every `every` bytes of a file of `total` bytes (every = size: dense). */
-async function makeImage(path: string, total: number, size: number, every: number): Promise<void> {
+export async function makeImage(path: string, total: number, size: number, every: number): Promise<void> {
   const fh = await open(path, 'w');
   try {
     await fh.truncate(total);

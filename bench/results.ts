@@ -4,6 +4,7 @@ import type { BenchArgs } from './args.js';
 import type { BootFigures, BuildFigures, EndToEndFigures } from './pe.js';
 import type { BurnCaseFigures, BurnFigures } from './burn.js';
 import type { DebianFigures } from './debian.js';
+import type { RawFigures } from './raw.js';
 import type { FleetVariantFigures, NetworkFigures } from './network.js';
 import type { ReliabilityFigures } from './reliability.js';
 import type { WimFigures } from './wim.js';
@@ -34,6 +35,8 @@ export interface Results {
   network: NetworkFigures | null;
   reliability: ReliabilityFigures | null;
   burn: BurnFigures | null;
+  /** bench/raw.ts; optional so that results written before it existed still read. */
+  raw?: RawFigures | null;
   debian: DebianFigures | null;
   notMeasured: Record<string, string>;
 }

@@ -8,6 +8,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { benchAgentApply } from './apply.js';
 import { benchBurn } from './burn.js';
+import { benchRaw } from './raw.js';
 import { benchDebian } from './debian.js';
 import { parseArgs, type Section } from './args.js';
 import { makeDataset, type Dataset } from './dataset.js';
@@ -100,6 +101,12 @@ async function main(): Promise<void> {
       say(`burn: a 1 GiB image (dense, then half holes) to a loop device, imagepe burn vs dd and dd + cmp, ${args.runs} run(s)...`);
       results.burn = await benchBurn(work, args.runs);
     } else results.notMeasured.burn = skipped;
+
+    if (want('raw')) {
+      say(`raw: a 1 GiB raw image (dense, then half holes, each with its bmap) to a loop device, writeRawImage vs dd and bmaptool copy, with and without sha256, ${args.runs} run(s)...`);
+      results.raw = await benchRaw(work, args.runs);
+      process.stderr.write(`${JSON.stringify(results.raw, null, 2)}\n`);
+    } else results.notMeasured.raw = skipped;
 
     if (want('debian')) {
       say('a real Debian 12 through the PE: reference, capture, deploy (initramfs rebuilt), first boot; one run (about twenty minutes under software emulation)...');

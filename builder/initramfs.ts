@@ -17,6 +17,8 @@ export const REQUIRED_TOOLS = [
   // The deploy agent writes the ESP of a deployed disk with mtools (no vfat mount needed) and
   // checks NTFS targets with ntfsls.
   'mtools', 'ntfsls',
+  // Raw disk images: streamed through their decompressor, and grown to the disk (swap moved).
+  'zstd', 'xz', 'mkswap', 'dumpe2fs',
 ];
 /** Names the tools above are also called by: links to the same file. */
 export const TOOL_ALIASES: Record<string, string> = {
@@ -24,7 +26,7 @@ export const TOOL_ALIASES: Record<string, string> = {
   'mkfs.ext4': 'mke2fs', 'mkfs.vfat': 'mkfs.fat', 'fsck.vfat': 'fsck.fat', 'mkfs.ntfs': 'mkntfs', 'mount.ntfs-3g': 'ntfs-3g', 'mount.ntfs': 'ntfs-3g',
 };
 /** Useful when present, not needed for the agent's steps. */
-export const OPTIONAL_TOOLS = ['sgdisk', 'ntfsresize', 'ntfslabel', 'mkfs.xfs', 'mkfs.btrfs', 'btrfs', 'mkswap', 'findmnt', 'kmod', 'lvm', 'udp-receiver'];
+export const OPTIONAL_TOOLS = ['sgdisk', 'ntfsresize', 'ntfslabel', 'mkfs.xfs', 'mkfs.btrfs', 'btrfs', 'xfs_growfs', 'xfs_io', 'findmnt', 'kmod', 'lvm', 'udp-receiver', 'qemu-img'];
 
 /** Kernel modules of the PE, by name or module-tree directory; modules.dep adds what they need. */
 export const DEFAULT_MODULES = [

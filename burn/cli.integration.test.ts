@@ -1,34 +1,22 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { basename, join } from 'node:path';
 import { run } from '../core/index.js';
 import { attachImageFile, detachLoop } from '../partition/index.js';
+import { CLI_MAIN, runImagepe as imagepe } from '../test-support/cli.js';
 import { removeDir, tempDir } from '../test-support/tree.js';
 
 // imagepe burn as users run it: the built entry point (npm test builds first), on a loop device.
 // Loop devices are not removable, so every run that gets past the refusals names it with --force.
 
-const MAIN = resolve('dist/cli/main.js');
-const exec = promisify(execFile);
+const MAIN = CLI_MAIN;
 const MiB = 1024 * 1024;
 const PATTERN = 0xa5;
 let dir: string;
 let loop: string;
 let image: string;
 
-async function imagepe(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    // stdin is a pipe here, not a terminal: nobody can answer a question.
-    const r = await exec('node', [MAIN, ...args], { maxBuffer: 64 * MiB });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 /** Runs imagepe on a pseudo-terminal (util-linux script), typing `typed` once the question is up. */
 async function imagepeOnTerminal(args: string[], typed: string): Promise<{ code: number; output: string }> {

@@ -12,6 +12,8 @@ export const PACKAGE_GROUPS = {
     'wimtools', 'ntfs-3g', 'fuse3', 'attr', 'acl',
     // partition
     'util-linux', 'mount', 'coreutils', 'fdisk', 'gdisk', 'dosfstools', 'e2fsprogs', 'xfsprogs', 'btrfs-progs', 'lvm2',
+    // raw disk images: used blocks only (capture-raw), their block maps
+    'partclone', 'bmap-tools',
     // builder and ISO: the PE's kernel, busybox and the disk tools it harvests, GRUB for both firmwares
     'linux-image-amd64', 'busybox-static', 'xorriso', 'grub-pc-bin', 'grub-efi-amd64-bin', 'grub-common', 'grub2-common', 'efibootmgr',
     'squashfs-tools', 'mtools', 'zstd', 'cpio', 'kmod',

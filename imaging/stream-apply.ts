@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { CancelledError, ImagepeError } from '../core/index.js';
 import { selectImage } from './info.js';
-import { applyFlags, applyInto, checkApplyTarget, type ApplyOptions, type ApplyResult, type ImageSelector } from './wim.js';
+import { applyFlags, applyInto, applyNeededBytes, checkApplyTarget, type ApplyOptions, type ApplyResult, type ImageSelector } from './wim.js';
 import { PIPABLE_BLOB_HEADER_SIZE, WIM_HEADER_SIZE, parsePipableBlobHeader, parseWimHeader } from './wim-header.js';
 import { parseWimXmlData, wimInfoFrom } from './wim-xml.js';
 import { wimlib } from './wimlib.js';
@@ -42,7 +42,8 @@ export interface StreamApplyResult extends ApplyResult {
  * The stream is consumed, and destroyed on failure. When anything fails after the target was
  * checked, a directory target that was empty is emptied again. Throws INVALID_INPUT for a WIM
  * that is not pipable, IMAGE_NOT_FOUND, TARGET_NOT_EMPTY, NO_SPACE, WIM_CORRUPT for a stream that
- * is not a WIM or ends before the image does, VERIFY_FAILED for a sha256 or length that differs
+ * is not a WIM or ends before the image does, UNSUPPORTED for a part of a split WIM (its parts
+ * are separate files, never one stream), VERIFY_FAILED for a sha256 or length that differs
  * from the expected one, COMMAND_FAILED (with the stream's error as `cause`) when the stream
  * fails while wimlib reads it, CANCELLED, COMMAND_TIMEOUT.
  */
@@ -69,7 +70,7 @@ export async function applyStream(input: Readable, image: ImageSelector, target:
     }
     const head = await readHead(input, where, options.signal);
     const chosen = selectImage(head.info, image);
-    const checked = await checkApplyTarget(target, chosen, where, options);
+    const checked = await checkApplyTarget(target, chosen, where, options, applyNeededBytes(chosen, head.properties.get(chosen.index)));
     // The bytes read for the header go to wimlib first, then the rest of the stream.
     tap.write(head.bytes);
     pipeline(input, tap, () => {});
@@ -120,14 +121,20 @@ async function readHead(input: Readable, where: string, signal: AbortSignal | un
       hint: 'Capture it with --pipable, or make a pipable copy: imagepe export WIM all NEW.wim --pipable.',
     });
   }
-  if (header.totalParts > 1) throw new ImagepeError('UNSUPPORTED', `${where} is part ${header.partNumber} of a split WIM (${header.totalParts} parts)`, { hint: 'Join the parts into one WIM first.' });
+  // wimlib reads a split WIM's parts as files side by side (--ref), never one stream.
+  if (header.totalParts > 1) {
+    throw new ImagepeError('UNSUPPORTED', `${where} is part ${header.partNumber} of a split WIM (${header.totalParts} parts), which cannot be applied from a stream`, {
+      hint: 'Join the parts into one WIM first: imagepe export FIRST.swm all WHOLE.wim --pipable (the other parts are found beside the first).',
+    });
+  }
   const xmlStart = WIM_HEADER_SIZE + PIPABLE_BLOB_HEADER_SIZE;
   const { size } = parsePipableBlobHeader(start.subarray(WIM_HEADER_SIZE), where);
   const bytes = await readAtLeast(input, chunks, xmlStart + size, signal, where);
   if (bytes.length < xmlStart + size) throw new ImagepeError('WIM_CORRUPT', `${where} ended after ${bytes.length} bytes, inside its XML data`, { hint: 'The WIM is cut short: copy or capture it again.' });
   // The header at the start of a pipable WIM has no resource headers but counts the images right.
-  const info = wimInfoFrom(where, header, parseWimXmlData(bytes.subarray(xmlStart, xmlStart + size)));
-  return { bytes, info };
+  const xml = parseWimXmlData(bytes.subarray(xmlStart, xmlStart + size));
+  const info = wimInfoFrom(where, header, xml);
+  return { bytes, info, properties: xml.properties };
 }
 
 /** Reads a paused stream until `chunks` hold at least `n` bytes or the stream ends; returns them joined. */

@@ -17,7 +17,10 @@ import {
 } from '../core/index.js';
 import { parseDirDetailed, parseDirPlain, type WimDirEntry } from './dir.js';
 import { parseWimInfo, selectImage, type Compression, type WimImage, type WimInfo } from './info.js';
+import { mountExclusions, otherFilesystems } from './other-filesystems.js';
+import { imageProperties, type ImageProperties } from './properties.js';
 import { measureTree } from './source-size.js';
+import { refArgs, splitParts, splitWimUnsupported } from './split-parts.js';
 import { wimlib } from './wimlib.js';
 
 export type ImageSelector = number | string;
@@ -55,8 +58,18 @@ export interface CaptureOptions extends JobOptions {
    * <IMAGEPE><LAYOUT>value</LAYOUT></IMAGEPE>. They travel with the image through export and copy.
    */
   properties?: Record<string, string>;
-  /** Skip the free-space check (it estimates compressed output as the source's full size). */
+  /**
+   * Skip the free-space check. It estimates the output from the source's allocated blocks (half
+   * of them when compressed; a sparse file's holes compress away), or from the files' full
+   * lengths with compression none, which stores holes as zeros.
+   */
   skipSpaceCheck?: boolean;
+  /**
+   * Directory sources: also capture the filesystems mounted below the source (a tmpfs, a bind
+   * mount, another disk). By default the capture stays on the source's own filesystem: each
+   * mount point below it is kept as an empty directory and listed in CaptureResult.skippedMounts.
+   */
+  crossFilesystems?: boolean;
   /**
    * Capture only: write wimlib's pipable format, which applyStream reads once from start to end
    * (an HTTP download applied as it arrives). Microsoft's tools cannot read it; not with solid.
@@ -68,11 +81,25 @@ export interface CaptureResult {
   wimPath: string;
   image: WimImage;
   durationMs: number;
+  /** Mount points below the source whose filesystems were left out (kept as empty directories), as paths in the image ("/mnt/data"); [] when none or crossFilesystems. */
+  skippedMounts: string[];
 }
+
+/**
+ * The image property a directory capture records: the bytes the source's files took on disk
+ * (allocated blocks, hard links once), so an apply can estimate its space the same way instead
+ * of from the files' lengths, which count a sparse file's holes in full.
+ */
+export const ALLOCATED_BYTES_PROPERTY = 'IMAGEPE/ALLOCATEDBYTES';
 
 /** Where a capture or apply reads or writes: a directory tree, or an NTFS volume (block device or image file). */
 export type VolumeKind = 'directory' | 'ntfs-volume';
 
+/**
+ * The WIM's header and images as `wimlib-imagex info` prints them (a split WIM's first part
+ * describes the whole; partNumber/totalParts say it is split). `check` also verifies the
+ * integrity table. Throws NOT_FOUND, WIM_CORRUPT.
+ */
 export async function info(wimPath: string, options: { check?: boolean; signal?: AbortSignal } = {}): Promise<WimInfo> {
   await assertWimFile(wimPath);
   const args = ['info', wimPath];
@@ -81,7 +108,12 @@ export async function info(wimPath: string, options: { check?: boolean; signal?:
   return parseWimInfo(r.stdout);
 }
 
-/** Creates a new WIM from a directory or an NTFS volume. The file appears under its name only once complete. */
+/**
+ * Creates a new WIM from a directory or an NTFS volume. The file appears under its name only
+ * once complete. A directory capture stays on the source's filesystem unless crossFilesystems
+ * (see CaptureOptions). Throws REFUSED (the WIM exists), NOT_FOUND, NO_SPACE, INVALID_INPUT,
+ * UNSUPPORTED (a mount point wimlib cannot name), and wimlib's failures.
+ */
 export async function capture(source: string, wimPath: string, options: CaptureOptions = {}): Promise<CaptureResult> {
   const started = Date.now();
   if ((await pathKind(wimPath)) !== 'missing') {
@@ -89,17 +121,18 @@ export async function capture(source: string, wimPath: string, options: CaptureO
   }
   if (options.pipable && options.solid) throw pipableSolid();
   const kind = await sourceKind(source);
+  const skippedMounts = await mountsToSkip(source, kind, options);
   await mkdir(dirname(resolve(wimPath)), { recursive: true });
-  if (!options.skipSpaceCheck) await checkCaptureSpace(source, kind, wimPath, options.compression ?? 'lzx');
+  const allocated = await checkCaptureSpace(source, kind, wimPath, options.compression ?? 'lzx', skippedMounts, options);
   const temp = temporarySibling(resolve(wimPath));
   try {
-    await addImage('capture', source, kind, temp, options);
+    await addImage('capture', source, kind, temp, options, skippedMounts, allocated);
     await rename(temp, wimPath);
   } finally {
     await removeQuietly(temp);
   }
   const result = await info(wimPath);
-  return { wimPath, image: result.images[result.images.length - 1]!, durationMs: Date.now() - started };
+  return { wimPath, image: result.images[result.images.length - 1]!, durationMs: Date.now() - started, skippedMounts };
 }
 
 /**
@@ -111,6 +144,7 @@ export async function capture(source: string, wimPath: string, options: CaptureO
 export async function append(source: string, wimPath: string, options: CaptureOptions = {}): Promise<CaptureResult> {
   const started = Date.now();
   const before = await info(wimPath);
+  if (before.totalParts > 1) throw splitWimUnsupported(wimPath, 'appended to');
   if (options.name && before.images.some((i) => i.name === options.name)) {
     throw new ImagepeError('REFUSED', `${wimPath} already holds an image named "${options.name}"`, { hint: 'Image names in a WIM are unique: choose another --name.' });
   }
@@ -126,13 +160,22 @@ export async function append(source: string, wimPath: string, options: CaptureOp
   }
   if (before.pipable && options.solid) throw pipableSolid();
   const kind = await sourceKind(source);
-  if (!options.skipSpaceCheck) await checkCaptureSpace(source, kind, wimPath, before.compression, before.pipable ? before.sizeBytes : 0);
-  await addImage('append', source, kind, wimPath, { ...options, compression: undefined, check: options.check ?? before.hasIntegrityTable });
+  const skippedMounts = await mountsToSkip(source, kind, options);
+  const allocated = await checkCaptureSpace(source, kind, wimPath, before.compression, skippedMounts, options, before.pipable ? before.sizeBytes : 0);
+  await addImage('append', source, kind, wimPath, { ...options, compression: undefined, check: options.check ?? before.hasIntegrityTable }, skippedMounts, allocated);
   const after = await info(wimPath);
-  return { wimPath, image: after.images[after.images.length - 1]!, durationMs: Date.now() - started };
+  return { wimPath, image: after.images[after.images.length - 1]!, durationMs: Date.now() - started, skippedMounts };
 }
 
-async function addImage(verb: 'capture' | 'append', source: string, kind: VolumeKind, wimPath: string, options: CaptureOptions): Promise<void> {
+/** The mount points below a directory source that the capture leaves out (none with crossFilesystems). */
+async function mountsToSkip(source: string, kind: VolumeKind, options: CaptureOptions): Promise<string[]> {
+  if (kind !== 'directory' || options.crossFilesystems) return [];
+  const found = await otherFilesystems(source);
+  mountExclusions(found);
+  return found;
+}
+
+async function addImage(verb: 'capture' | 'append', source: string, kind: VolumeKind, wimPath: string, options: CaptureOptions, skippedMounts: readonly string[], allocatedBytes: number | undefined): Promise<void> {
   const args = [verb, source, wimPath];
   if (options.name !== undefined) args.push(options.name);
   if (options.description !== undefined) {
@@ -146,13 +189,15 @@ async function addImage(verb: 'capture' | 'append', source: string, kind: Volume
   if (options.bootable) args.push('--boot');
   if (options.flags) args.push(`--flags=${options.flags}`);
   for (const [name, value] of Object.entries(options.properties ?? {})) args.push('--image-property', `${checkPropertyName(name)}=${value}`);
+  if (allocatedBytes !== undefined && options.properties?.[ALLOCATED_BYTES_PROPERTY] === undefined) args.push('--image-property', `${ALLOCATED_BYTES_PROPERTY}=${allocatedBytes}`);
   if (kind === 'directory' && options.unixData !== false) args.push('--unix-data');
   let configDir: string | undefined;
   try {
-    if ((options.exclude && options.exclude.length > 0) || options.configFile) {
+    const exclude = [...(options.exclude ?? []), ...mountExclusions(skippedMounts)];
+    if (exclude.length > 0 || options.configFile) {
       configDir = await mkdtemp(join(tmpdir(), 'imagepe-config-'));
       const config = join(configDir, 'wimscript.ini');
-      await writeFile(config, await captureConfig(options.exclude ?? [], options.configFile), 'utf8');
+      await writeFile(config, await captureConfig(exclude, options.configFile), 'utf8');
       args.push(`--config=${config}`);
     }
     await wimlib(args, { operation: verb, what: `capturing ${source} into ${wimPath}`, ...jobCall(options) });
@@ -212,9 +257,11 @@ export interface ApplyResult {
 export async function apply(wimPath: string, image: ImageSelector, target: string, options: ApplyOptions = {}): Promise<ApplyResult> {
   const started = Date.now();
   const wim = await info(wimPath);
+  const parts = await splitParts(wimPath);
   const chosen = selectImage(wim, image);
-  const checked = await checkApplyTarget(target, chosen, wimPath, options);
-  const args = ['apply', wimPath, String(chosen.index), target, ...applyFlags(checked, options)];
+  const needed = options.skipSpaceCheck ? undefined : applyNeededBytes(chosen, await imageProperties(wimPath, chosen.index, options));
+  const checked = await checkApplyTarget(target, chosen, wimPath, options, needed);
+  const args = ['apply', wimPath, String(chosen.index), target, ...applyFlags(checked, options), ...refArgs(parts)];
   if (options.check) args.push('--check');
   await applyInto(checked, options, () => wimlib(args, { operation: 'apply', what: `applying image ${chosen.index} of ${wimPath} to ${target}`, ...jobCall(options) }));
   return { image: chosen, target, targetKind: checked.kind, durationMs: Date.now() - started };
@@ -229,12 +276,23 @@ export interface ApplyTarget {
 }
 
 /**
+ * The bytes an image takes once applied to a directory: what its capture recorded as allocated
+ * on disk (ALLOCATED_BYTES_PROPERTY in `properties`, the image's XML properties), else its
+ * files' lengths less hard links, which counts a sparse file's holes in full. Pure.
+ */
+export function applyNeededBytes(image: WimImage, properties: ImageProperties | undefined): number {
+  const recorded = Number(properties?.[ALLOCATED_BYTES_PROPERTY]);
+  return Number.isSafeInteger(recorded) && recorded >= 0 ? recorded : image.totalBytes - image.hardLinkBytes;
+}
+
+/**
  * The checks every apply makes before wimlib writes anything: a directory target is created,
- * must be empty unless allowNonEmpty, and must have room for the image's bytes (`from` names the
- * WIM in that error); an NTFS volume must be unmounted and, unless allowNonEmpty, empty.
+ * must be empty unless allowNonEmpty, and must have room for `neededBytes` (default: the image's
+ * bytes less hard links; see applyNeededBytes; `from` names the WIM in that error); an NTFS
+ * volume must be unmounted and, unless allowNonEmpty, empty.
  * Throws TARGET_NOT_EMPTY, NO_SPACE, DISK_IN_USE or INVALID_INPUT.
  */
-export async function checkApplyTarget(target: string, image: WimImage, from: string, options: ApplyOptions): Promise<ApplyTarget> {
+export async function checkApplyTarget(target: string, image: WimImage, from: string, options: ApplyOptions, neededBytes?: number): Promise<ApplyTarget> {
   const kind = await targetKind(target);
   if (kind === 'ntfs-volume') {
     await assertUnmounted(target);
@@ -246,7 +304,7 @@ export async function checkApplyTarget(target: string, image: WimImage, from: st
   if (!options.allowNonEmpty && !startedEmpty) {
     throw new ImagepeError('TARGET_NOT_EMPTY', `${target} is not empty`, { hint: 'Apply into an empty directory, or pass --force to write over what is there.' });
   }
-  if (!options.skipSpaceCheck) await ensureFreeSpace(target, image.totalBytes - image.hardLinkBytes, `image ${image.index} of ${from}`);
+  if (!options.skipSpaceCheck) await ensureFreeSpace(target, neededBytes ?? applyNeededBytes(image, undefined), `image ${image.index} of ${from}`);
   return { path: target, kind, startedEmpty };
 }
 
@@ -271,6 +329,7 @@ export async function applyInto<T>(target: ApplyTarget, options: ApplyOptions, w
 
 export async function remove(wimPath: string, image: ImageSelector, options: JobOptions & { check?: boolean; soft?: boolean } = {}): Promise<WimInfo> {
   const wim = await info(wimPath);
+  if (wim.totalParts > 1) throw splitWimUnsupported(wimPath, 'changed (delete)');
   const chosen = selectImage(wim, image);
   const args = ['delete', wimPath, String(chosen.index)];
   if (options.check) args.push('--check');
@@ -294,8 +353,10 @@ export interface ExportOptions extends JobOptions {
 /** Copies an image (or "all") into another WIM, new or existing; a new destination appears only when complete. */
 export async function exportImage(srcWim: string, image: ImageSelector | 'all', destWim: string, options: ExportOptions = {}): Promise<WimInfo> {
   const src = await info(srcWim);
+  const parts = await splitParts(srcWim);
   const index = image === 'all' ? 'all' : String(selectImage(src, image).index);
   const destExists = (await pathKind(destWim)) !== 'missing';
+  if (destExists && (await info(destWim)).totalParts > 1) throw splitWimUnsupported(destWim, 'exported into');
   const writeTo = destExists ? destWim : temporarySibling(resolve(destWim));
   const args = ['export', srcWim, index, writeTo];
   if (options.destName !== undefined) args.push(options.destName);
@@ -312,6 +373,7 @@ export async function exportImage(srcWim: string, image: ImageSelector | 'all', 
   if (options.solid) args.push('--solid');
   if (options.check) args.push('--check');
   if (options.bootable) args.push('--boot');
+  args.push(...refArgs(parts));
   try {
     await wimlib(args, { operation: 'export', what: `exporting image ${index} of ${srcWim} to ${destWim}`, ...jobCall(options) });
     if (!destExists) await rename(writeTo, destWim);
@@ -324,7 +386,7 @@ export async function exportImage(srcWim: string, image: ImageSelector | 'all', 
 export async function dir(wimPath: string, image: ImageSelector, options: { path?: string; detailed?: boolean; signal?: AbortSignal } = {}): Promise<WimDirEntry[] | string[]> {
   const wim = await info(wimPath);
   const chosen = selectImage(wim, image);
-  const args = ['dir', wimPath, String(chosen.index)];
+  const args = ['dir', wimPath, String(chosen.index), ...refArgs(await splitParts(wimPath))];
   if (options.path) args.push(`--path=${options.path}`);
   if (options.detailed) args.push('--detailed');
   const r = await wimlib(args, { operation: 'dir', what: `listing image ${chosen.index} of ${wimPath}`, signal: options.signal, timeoutMs: 600_000 });
@@ -340,7 +402,7 @@ export async function readImageFile(wimPath: string, image: ImageSelector, path:
   const wim = await info(wimPath, options);
   const chosen = selectImage(wim, image);
   try {
-    const r = await wimlib(['extract', wimPath, String(chosen.index), path, '--to-stdout', '--no-acls'], { operation: 'extract', what: `reading ${path} from image ${chosen.index} of ${wimPath}`, signal: options.signal, timeoutMs: 120_000 });
+    const r = await wimlib(['extract', wimPath, String(chosen.index), path, '--to-stdout', '--no-acls', ...refArgs(await splitParts(wimPath))], { operation: 'extract', what: `reading ${path} from image ${chosen.index} of ${wimPath}`, signal: options.signal, timeoutMs: 120_000 });
     return r.stdout;
   } catch (e) {
     // wimlib's "the path does not exist in the WIM image".
@@ -370,6 +432,8 @@ export async function mountrw(wimPath: string, image: ImageSelector, mountDir: s
 
 async function mountImage(verb: 'mount' | 'mountrw', wimPath: string, image: ImageSelector, mountDir: string, options: MountOptions): Promise<WimImage> {
   const wim = await info(wimPath);
+  if (verb === 'mountrw' && wim.totalParts > 1) throw splitWimUnsupported(wimPath, 'mounted read-write');
+  const parts = await splitParts(wimPath);
   const chosen = selectImage(wim, image);
   if ((await pathKind(mountDir)) !== 'directory') {
     throw new ImagepeError('NOT_FOUND', `mount point ${mountDir} is not a directory`, { hint: 'Create the directory first.' });
@@ -377,7 +441,7 @@ async function mountImage(verb: 'mount' | 'mountrw', wimPath: string, image: Ima
   if (await isWimMount(mountDir)) {
     throw new ImagepeError('REFUSED', `a WIM image is already mounted on ${mountDir}`, { hint: 'Unmount it first: imagepe unmount DIR [--commit].' });
   }
-  const args = [verb, wimPath, String(chosen.index), mountDir];
+  const args = [verb, wimPath, String(chosen.index), mountDir, ...refArgs(parts)];
   if (options.unixData !== false) args.push('--unix-data');
   if (options.check) args.push('--check');
   if (verb === 'mountrw' && options.stagingDir) args.push(`--staging-dir=${options.stagingDir}`);
@@ -426,7 +490,8 @@ export interface SplitOptions extends JobOptions {
  * failed split leaves no partial set behind.
  */
 export async function split(wimPath: string, swmPath: string, partSizeMiB: number, options: SplitOptions = {}): Promise<string[]> {
-  await info(wimPath);
+  const wim = await info(wimPath);
+  if (wim.totalParts > 1) throw splitWimUnsupported(wimPath, 'split again');
   if (!Number.isInteger(partSizeMiB) || partSizeMiB < 1) throw new ImagepeError('INVALID_INPUT', `part size must be a whole number of MiB, not ${partSizeMiB}`);
   const destDir = dirname(resolve(swmPath));
   await mkdir(destDir, { recursive: true });
@@ -434,7 +499,13 @@ export async function split(wimPath: string, swmPath: string, partSizeMiB: numbe
   try {
     const args = ['split', wimPath, join(scratch, basename(swmPath)), String(partSizeMiB)];
     if (options.check) args.push('--check');
-    await wimlib(args, { operation: 'split', what: `splitting ${wimPath}`, ...jobCall(options) });
+    await wimlib(args, { operation: 'split', what: `splitting ${wimPath}`, ...jobCall(options) }).catch((e: unknown) => {
+      // wimlib cannot split solid resources (a --solid capture, export or optimize).
+      if (e instanceof ImagepeError && e.code === 'UNSUPPORTED') {
+        throw new ImagepeError('UNSUPPORTED', `${wimPath} holds solid resources, which wimlib cannot split`, { cause: e, hint: `Export it without --solid first: imagepe export ${wimPath} all PLAIN.wim, then split PLAIN.wim.` });
+      }
+      throw e;
+    });
     const parts = (await readdir(scratch)).sort(partOrder(basename(swmPath)));
     const finals = parts.map((p) => join(destDir, p));
     for (const f of finals) {
@@ -464,7 +535,9 @@ export interface OptimizeOptions extends JobOptions {
 
 /** Rebuilds a WIM to drop the space of deleted images and replaced data; wimlib writes a new file and renames it. */
 export async function optimize(wimPath: string, options: OptimizeOptions = {}): Promise<{ before: number; after: number }> {
-  const before = (await info(wimPath)).sizeBytes;
+  const wim = await info(wimPath);
+  if (wim.totalParts > 1) throw splitWimUnsupported(wimPath, 'optimized');
+  const before = wim.sizeBytes;
   await ensureFreeSpace(wimPath, before, `rebuilding ${wimPath}`);
   const args = ['optimize', wimPath];
   if (options.check) args.push('--check');
@@ -478,7 +551,7 @@ export async function optimize(wimPath: string, options: OptimizeOptions = {}): 
 /** Reads every resource and metadata of the WIM and checks its hashes (and the integrity table, if any). */
 export async function verify(wimPath: string, options: JobOptions = {}): Promise<void> {
   await assertWimFile(wimPath);
-  await wimlib(['verify', wimPath], { operation: 'verify', what: `verifying ${wimPath}`, ...jobCall(options) });
+  await wimlib(['verify', wimPath, ...refArgs(await splitParts(wimPath))], { operation: 'verify', what: `verifying ${wimPath}`, ...jobCall(options) });
 }
 
 async function clearDirectory(dir: string): Promise<void> {
@@ -551,12 +624,21 @@ async function assertNtfsEmpty(volume: string): Promise<void> {
   }
 }
 
-/** `rewriteBytes`: a WIM that wimlib writes anew beside the old one (a pipable WIM's append) needs its size again. */
-async function checkCaptureSpace(source: string, kind: VolumeKind, wimPath: string, compression: Compression, rewriteBytes = 0): Promise<void> {
-  if (kind !== 'directory') return;
-  const size = await measureTree(source);
-  // Compression ratios vary too much to predict; uncompressed data is the upper bound, and half
-  // of it a floor that still catches a destination that is plainly too small.
-  const needed = compression === 'none' ? size.bytes : Math.ceil(size.bytes / 2);
+/**
+ * Measures a directory source (mount points in `skip` left out) and, unless skipSpaceCheck,
+ * refuses a destination without room; returns the source's allocated bytes for the image's
+ * ALLOCATED_BYTES_PROPERTY (undefined for an NTFS volume, which is not measured).
+ * `rewriteBytes`: a WIM that wimlib writes anew beside the old one (a pipable WIM's append) needs its size again.
+ */
+async function checkCaptureSpace(source: string, kind: VolumeKind, wimPath: string, compression: Compression, skip: readonly string[], options: CaptureOptions, rewriteBytes = 0): Promise<number | undefined> {
+  if (kind !== 'directory') return undefined;
+  const size = await measureTree(source, { skip });
+  if (options.skipSpaceCheck) return size.bytes;
+  // wimlib reads a sparse file's holes as zeros and stores them: uncompressed, in full (a 4 GiB
+  // sparse file makes a 4 GiB WIM); compressed, they shrink to almost nothing, so the blocks in
+  // use are what counts. Compression ratios vary too much to predict: the data is the upper
+  // bound, and half of it a floor that still catches a destination that is plainly too small.
+  const needed = compression === 'none' ? size.apparentBytes : Math.ceil(size.bytes / 2);
   await ensureFreeSpace(wimPath, needed + rewriteBytes + 16 * 1024 * 1024, `capturing ${source}`);
+  return size.bytes;
 }

@@ -30,6 +30,7 @@ const CORRUPT_TEXT = /not a WIM file|invalid .*header|corrupt|integrity check|me
 const INVALID_IMAGE = 18;
 const NOT_PIPABLE = 44;
 const NOT_A_MOUNTPOINT = 80;
+const UNSUPPORTED = 68;
 
 /** Runs wimlib-imagex, turning its progress meter into events and its failures into typed errors. */
 export async function wimlib(args: readonly string[], call: WimlibCall): Promise<RunResult> {
@@ -82,6 +83,7 @@ function classify(e: unknown): unknown {
     });
   }
   if (code === INVALID_IMAGE) return new ImagepeError('IMAGE_NOT_FOUND', e.message, { cause: e, hint: 'imagepe info WIM lists the images it holds.' });
+  if (code === UNSUPPORTED) return new ImagepeError('UNSUPPORTED', e.message, { cause: e, hint: 'wimlib cannot do this with this WIM (its stderr above says why); imagepe export can rewrite it in another form (--compress, without --solid).' });
   if (code === NOT_A_MOUNTPOINT) return new ImagepeError('NOT_MOUNTED', e.message, { cause: e, hint: 'imagepe unmount takes the directory a WIM image is mounted on.' });
   return e;
 }

@@ -102,6 +102,16 @@ export async function apply(layout: ResolvedLayout, options: ApplyOptions = {}):
 }
 
 /**
+ * Erases what identifies the disk's old contents: the signatures of every partition the kernel
+ * knows (filesystems, swap, RAID, LVM), then the disk's own (the partition table, a GPT's backup
+ * header at the end included), with wipefs --all. The caller has checked the disk is not in use.
+ */
+export async function wipeSignatures(device: string, runOpts: RunOptsFn): Promise<void> {
+  for (const node of await partitionNodes(device)) await run('wipefs', ['--all', '--quiet', node], runOpts(`erasing signatures on ${node}`));
+  await run('wipefs', ['--all', '--quiet', device], runOpts(`erasing signatures on ${device}`));
+}
+
+/**
  * The first write to a disk: its old signatures erased (with `wipe`, on the disk and every
  * partition the kernel knows), the layout's table written by sfdisk, and the kernel's partition
  * nodes waited for. Returns the node of each partition by number. Steps: wipe, write-table,
@@ -112,8 +122,7 @@ export async function writeTable(layout: ResolvedLayout, device: string, options
   const step = stepper(options.events ?? ignoreEvents);
   if (options.wipe) {
     step('wipe', 'started');
-    for (const node of await partitionNodes(device)) await run('wipefs', ['--all', '--quiet', node], runOpts(`erasing signatures on ${node}`));
-    await run('wipefs', ['--all', '--quiet', device], runOpts(`erasing signatures on ${device}`));
+    await wipeSignatures(device, runOpts);
     step('wipe', 'done');
   } else {
     step('wipe', 'skipped', 'the disk is blank');

@@ -27,7 +27,7 @@ export {
   type PartitionTypeName,
 } from './schema.js';
 export { resolveLayout, renderSfdiskScript, renderLayoutTable, fat32MinimumBytes, mountPointsOf, GPT_TYPES, MBR_TYPES } from './resolve.js';
-export { apply, writeTable, formatPartitions, makeVolumeGroups, deactivateLayoutGroups, readBack, readTable, waitForPartitions, type ApplyOptions } from './apply.js';
+export { apply, writeTable, wipeSignatures, formatPartitions, makeVolumeGroups, deactivateLayoutGroups, readBack, readTable, waitForPartitions, type ApplyOptions } from './apply.js';
 export { resolveVolumeGroups, logicalVolumesOf, layoutVolumes, PV_DATA_OFFSET_BYTES, type LayoutVolume } from './lvm-plan.js';
 export { lvm, lvmConfig, logicalVolumeNode, reportGroups, reportLogicalVolumes, activateVolumeGroups, deactivateVolumeGroups, assertLvmReady, type LogicalVolumeReport, type FoundVolumeGroup } from './lvm.js';
 export { assertDiskFree, describeContents, partitionNodes, probeFilesystem, type ContentProbe } from './target.js';
@@ -37,3 +37,4 @@ export { defaultSubvolume, listSubvolumes } from './btrfs.js';
 export { compareWithLayout, type SfdiskJson, type SfdiskTable } from './verify.js';
 export { parseLsblk, selectDisk, listDisks, describeDisk, type DiskCandidate, type SelectOptions, type DescribeOptions } from './disks.js';
 export { LayoutError, type Disk, type ResolvedLayout, type ResolvedPartition, type ResolvedVolumeGroup, type ResolvedLogicalVolume, type Result, type AppliedPartition } from './types.js';
+export { growToDisk, planGrow, currentNodes, filesystemBytes, type GrowOptions, type GrowResult, type GrowPlan, type GrowPlanInput, type MovedSwap } from './grow.js';

@@ -63,6 +63,11 @@ export interface VmSpec {
    * in a container, whose stdio cannot be streamed as a child's can.
    */
   serialSocket?: string;
+  /**
+   * A guest reboot restarts the VM, as a machine does. Without it (the default) QEMU exits
+   * instead (-no-reboot), which is how a harness sees a deploy's `after: reboot`.
+   */
+  reboot?: boolean;
   extraArgs?: readonly string[];
 }
 
@@ -85,7 +90,8 @@ export function qemuArgs(spec: VmSpec): string[] {
   if (spec.serialSocket) a.push('-chardev', `socket,id=ser0,path=${qemuEscape(spec.serialSocket)},server=on,wait=on`, '-serial', 'chardev:ser0');
   else a.push('-serial', 'stdio');
   a.push('-qmp', `unix:${qemuEscape(spec.qmpSocket)},server=on,wait=off`);
-  a.push('-no-reboot', '-boot', 'menu=off,strict=on');
+  if (!spec.reboot) a.push('-no-reboot');
+  a.push('-boot', 'menu=off,strict=on');
   // Without an entropy source the emulated CPU (no RDRAND) leaves the kernel's CRNG
   // uninitialized for seconds, and Node.js blocks in getrandom() until it is.
   a.push('-object', 'rng-random,id=rng0,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng0');

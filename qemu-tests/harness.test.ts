@@ -1,5 +1,6 @@
 import { chooseAccelerator, cpuHasVirtualization } from './accel.js';
 import { qemuArgs, qemuEscape, type VmSpec } from './args.js';
+import { ConsoleEscapes, type ConsoleInput } from './vm.js';
 
 const CPU_PLAIN = 'processor\t: 0\nflags\t\t: fpu vme de pse tsc msr pae sse sse2 hypervisor\n';
 const CPU_VMX = 'processor\t: 0\nflags\t\t: fpu vme vmx sse2\n';
@@ -29,6 +30,12 @@ describe('qemu command line', () => {
     expect(s).toContain('-qmp unix:/w/qmp.sock,server=on,wait=off');
     expect(s).toContain('-serial stdio');
     expect(s).toContain('-device virtio-rng-pci,rng=rng0');
+    expect(s).toContain('-no-reboot');
+  });
+
+  it('lets a guest reboot restart the VM only when asked', () => {
+    expect(joined({ ...base, reboot: true })).not.toContain('-no-reboot');
+    expect(joined({ ...base, reboot: false })).toContain('-no-reboot -boot menu=off,strict=on');
   });
 
   it('puts the serial console on a socket QEMU waits on, for the container runtime', () => {
@@ -74,5 +81,28 @@ describe('qemu command line', () => {
     expect(s).toMatch(/-device virtio-net-pci,id=nic0,netdev=net0,bootindex=0( |$)/);
     expect(joined({ ...base, firmware: 'uefi', ovmf: { code: '/c', vars: '/v' }, netBoot: { tftpDir: '/p', bootfile: 'b' } })).toContain('netdev=net0,bootindex=0,romfile=');
     expect(joined({ ...base, mac: '52:54:00:00:00:01' })).toContain('-device virtio-net-pci,id=nic0,netdev=net0,romfile=,mac=52:54:00:00:00:01');
+  });
+});
+
+describe('interactive console keys', () => {
+  const feed = (e: ConsoleEscapes, text: string): ConsoleInput[] => e.feed(Buffer.from(text, 'latin1'));
+  const shown = (inputs: ConsoleInput[]) => inputs.map((i) => (i.kind === 'guest' ? `guest:${JSON.stringify(i.bytes.toString('latin1'))}` : i.kind));
+
+  it('passes every key but Ctrl-A to the guest, Ctrl-C included', () => {
+    expect(shown(feed(new ConsoleEscapes(), 'ls\x03\r'))).toEqual(['guest:"ls\\u0003\\r"']);
+  });
+
+  it('reads Ctrl-A x, c, h and Ctrl-A Ctrl-A, and drops an undefined key', () => {
+    const e = new ConsoleEscapes();
+    expect(shown(feed(e, 'a\x01xb'))).toEqual(['guest:"a"', 'quit', 'guest:"b"']);
+    expect(shown(feed(e, '\x01c\x01H\x01?'))).toEqual(['monitor', 'help', 'help']);
+    expect(shown(feed(e, '\x01\x01z\x01qy'))).toEqual(['guest:"\\u0001"', 'guest:"z"', 'guest:"y"']);
+  });
+
+  it('keeps an escape split across two reads', () => {
+    const e = new ConsoleEscapes();
+    expect(shown(feed(e, 'ok\x01'))).toEqual(['guest:"ok"']);
+    expect(shown(feed(e, 'X'))).toEqual(['quit']);
+    expect(shown(feed(e, 'X'))).toEqual(['guest:"X"']);
   });
 });

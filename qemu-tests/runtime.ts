@@ -24,7 +24,7 @@ export interface QemuProcess {
   /** QEMU's own diagnostics (its stderr; in a container, everything the container printed). */
   readonly diagnostics: Readable;
   /** Types bytes on the serial console. */
-  writeSerial(text: string): void;
+  writeSerial(text: string | Uint8Array): void;
   /**
    * Resolves once QEMU has exited and what ran it is gone (the container removed); never
    * rejects. A signal is reported as `signal` whichever runtime delivered it.

@@ -63,7 +63,11 @@ export interface StartVmOptions {
   /** Messages while the container runtime builds its image (a first build takes about 1.5 min). */
   events?: EventSink;
   signal?: AbortSignal;
+  /** A guest reboot restarts the VM; by default QEMU exits instead (see VmSpec.reboot). */
+  allowReboot?: boolean;
   onSerialLine?: (line: string) => void;
+  /** The serial output as it arrives, prompts and escape sequences included (for a terminal). */
+  onSerialData?: (chunk: Buffer) => void;
   onEvent?: (event: AgentEvent) => void;
 }
 
@@ -98,6 +102,7 @@ export class Vm {
     let pending = '';
     qemu.serial.on('data', (chunk: Buffer) => {
       log.write(chunk);
+      options.onSerialData?.(chunk);
       const text = decoder.write(chunk);
       this.transcript += text;
       pending += text;
@@ -237,7 +242,7 @@ export class Vm {
   }
 
   /** Types text on the serial console, as a user at the PE's shell would. */
-  sendSerial(text: string): void {
+  sendSerial(text: string | Uint8Array): void {
     if (this.exitInfo) throw this.failure('QEMU has exited; nothing can be typed');
     this.qemu.writeSerial(text);
   }
@@ -250,6 +255,12 @@ export class Vm {
   /** Plugs the network cable in or pulls it out (the guest sees the link go down). */
   async setLink(up: boolean): Promise<void> {
     await (await this.qmpClient()).execute('set_link', { name: 'nic0', up });
+  }
+
+  /** Runs a QEMU monitor (HMP) command, `info status` say, and resolves with what it printed. */
+  async monitor(commandLine: string): Promise<string> {
+    const out = await (await this.qmpClient()).execute('human-monitor-command', { 'command-line': commandLine });
+    return typeof out === 'string' ? out : '';
   }
 
   async reset(): Promise<void> {
@@ -333,6 +344,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     ...(options.guestForwards?.some((g) => g.perConnection) ? { busybox: runtime.busybox } : {}),
     qmpSocket,
     ...(serialSocket ? { serialSocket } : {}),
+    ...(options.allowReboot ? { reboot: true } : {}),
   });
   // Every host path QEMU opens; the container runtime binds them (OVMF's vars copy is in workDir).
   const paths = [
@@ -381,4 +393,130 @@ export async function withVm<T>(name: string, vmPromise: Promise<Vm>, body: (vm:
     await vm.stop();
     if (!ok) process.stderr.write(`${name}: serial log kept at ${vm.logPath}\n`);
   }
+}
+
+/** Ctrl-A, the escape key of an interactive console, as in QEMU's own `-serial mon:stdio`. */
+export const CONSOLE_ESCAPE = 0x01;
+
+export const CONSOLE_ESCAPE_HELP = [
+  'Ctrl-A x    quit: stop the VM',
+  'Ctrl-A c    one QEMU monitor command (info status, system_reset, ...)',
+  'Ctrl-A h    this help',
+  'Ctrl-A Ctrl-A  type Ctrl-A in the guest',
+];
+
+/** What keys typed at an interactive console mean: bytes for the guest, or a command for us. */
+export type ConsoleInput = { kind: 'guest'; bytes: Buffer } | { kind: 'quit' } | { kind: 'monitor' } | { kind: 'help' };
+
+/**
+ * Splits what a terminal in raw mode sends into bytes for the guest (Ctrl-C included) and the
+ * Ctrl-A commands; an escape split across two reads still counts. A key Ctrl-A does not
+ * define is dropped, as QEMU's mux does.
+ */
+export class ConsoleEscapes {
+  private escaped = false;
+
+  feed(chunk: Uint8Array): ConsoleInput[] {
+    const out: ConsoleInput[] = [];
+    let start = 0;
+    const flush = (end: number) => {
+      if (end > start) out.push({ kind: 'guest', bytes: Buffer.from(chunk.subarray(start, end)) });
+    };
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i]!;
+      if (this.escaped) {
+        this.escaped = false;
+        start = i + 1;
+        const key = String.fromCharCode(byte).toLowerCase();
+        if (byte === CONSOLE_ESCAPE) out.push({ kind: 'guest', bytes: Buffer.from([CONSOLE_ESCAPE]) });
+        else if (key === 'x') out.push({ kind: 'quit' });
+        else if (key === 'c') out.push({ kind: 'monitor' });
+        else if (key === 'h' || key === '?') out.push({ kind: 'help' });
+      } else if (byte === CONSOLE_ESCAPE) {
+        flush(i);
+        this.escaped = true;
+        start = i + 1;
+      }
+    }
+    if (!this.escaped) flush(chunk.length);
+    return out;
+  }
+}
+
+/** A terminal connected to a VM's serial console by attachTerminal. */
+export interface AttachedTerminal {
+  /** Resolves when the user asks to quit (Ctrl-A x); the caller stops the VM. */
+  readonly quitRequested: Promise<void>;
+  /** Gives the terminal back as it was (cooked mode, input paused). */
+  detach(): void;
+}
+
+/**
+ * Puts the terminal `input` in raw mode and types everything from it on the VM's serial console
+ * (the caller shows the console's output, through onSerialData), so keys such as Ctrl-C reach
+ * the guest; Ctrl-A starts the commands of CONSOLE_ESCAPE_HELP. Messages go to `messages`.
+ */
+export function attachTerminal(vm: Vm, input: NodeJS.ReadStream, messages: NodeJS.WritableStream): AttachedTerminal {
+  const escapes = new ConsoleEscapes();
+  let requestQuit!: () => void;
+  const quitRequested = new Promise<void>((r) => (requestQuit = r));
+  // A monitor command line being typed, or undefined while keys go to the guest.
+  let monitorLine: string | undefined;
+  const say = (text: string) => messages.write(`\r\nimagepe vm: ${text}\r\n`);
+  const runMonitor = (line: string) => {
+    vm.monitor(line).then(
+      (out) => messages.write(out.replace(/\r?\n/g, '\r\n')),
+      (e: unknown) => say(`the monitor command failed: ${(e as Error).message}`),
+    );
+  };
+  const onMonitorKeys = (bytes: Buffer) => {
+    for (const byte of bytes) {
+      if (monitorLine === undefined) break;
+      if (byte === 0x0d || byte === 0x0a) {
+        const line = monitorLine.trim();
+        monitorLine = undefined;
+        messages.write('\r\n');
+        if (line) runMonitor(line);
+      } else if (byte === 0x7f || byte === 0x08) {
+        if (monitorLine.length > 0) {
+          monitorLine = monitorLine.slice(0, -1);
+          messages.write('\b \b');
+        }
+      } else if (byte === 0x03) {
+        monitorLine = undefined;
+        messages.write('^C\r\n');
+      } else if (byte >= 0x20 && byte < 0x7f) {
+        monitorLine += String.fromCharCode(byte);
+        messages.write(String.fromCharCode(byte));
+      }
+    }
+  };
+  const onData = (chunk: Buffer) => {
+    for (const action of escapes.feed(chunk)) {
+      if (action.kind === 'quit') requestQuit();
+      else if (action.kind === 'help') say(`the serial console is this terminal.\r\n${CONSOLE_ESCAPE_HELP.join('\r\n')}`);
+      else if (action.kind === 'monitor') {
+        monitorLine = '';
+        messages.write('\r\n(qemu) ');
+      } else if (monitorLine !== undefined) onMonitorKeys(action.bytes);
+      else if (!vm.exited) vm.sendSerial(action.bytes);
+    }
+  };
+  input.setRawMode(true);
+  input.on('data', onData);
+  input.resume();
+  // Whatever ends the process, the terminal must not be left in raw mode.
+  const restore = () => {
+    if (input.isRaw) input.setRawMode(false);
+  };
+  process.once('exit', restore);
+  return {
+    quitRequested,
+    detach: () => {
+      input.off('data', onData);
+      input.pause();
+      restore();
+      process.off('exit', restore);
+    },
+  };
 }

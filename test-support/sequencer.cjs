@@ -8,14 +8,17 @@ const Sequencer = require('@jest/test-sequencer').default;
 const FIRST = [
   'agent/debian.e2e.test.ts',
   'agent/workflow.e2e.test.ts',
+  'agent/raw.e2e.test.ts',
   'agent/faults.e2e.test.ts',
   'agent/deploy/debian.integration.test.ts',
   'agent/deploy/whole-system.integration.test.ts',
+  'agent/deploy/raw.integration.test.ts',
   'serve/proxydhcp.e2e.test.ts',
   'serve/first-boot.e2e.test.ts',
   'agent/share-faults.e2e.test.ts',
   'agent/deploy.e2e.test.ts',
   'qemu-tests/boot.e2e.test.ts',
+  'qemu-tests/interactive.e2e.test.ts',
   'serve/netboot.e2e.test.ts',
 ];
 

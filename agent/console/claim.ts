@@ -7,6 +7,8 @@ export interface ClaimOptions {
   signal?: AbortSignal;
   /** How a console path becomes a Terminal (default: openTerminal). */
   open?: (path: string) => Terminal | Promise<Terminal>;
+  /** Lines shown on every console above the prompt: what the machine is (machineLines). */
+  banner?: readonly string[];
 }
 
 /**
@@ -34,7 +36,8 @@ export async function claimConsole(paths: readonly string[], options: ClaimOptio
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  for (const t of terminals) t.write(`\n${CLAIM_PROMPT} (${t.name})\n`);
+  const banner = options.banner?.length ? `\n${options.banner.join('\n')}\n` : '';
+  for (const t of terminals) t.write(`${banner}\n${CLAIM_PROMPT} (${t.name})\n`);
   let chosen: Terminal;
   try {
     chosen = await Promise.any(terminals.map((t) => t.readLine({ signal: stop.signal }).then(() => t)));

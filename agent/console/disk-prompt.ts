@@ -10,10 +10,17 @@ export function diskName(d: Pick<DiskRow, 'path' | 'model' | 'sizeBytes'>): stri
   return `${d.path} (${d.model ? `${d.model}, ` : ''}${formatBytes(d.sizeBytes)})`;
 }
 
-/** Asks for a disk among env.disks, showing what each holds. */
-export async function pickDisk(term: Terminal, env: SessionEnv, prompt: string, refuse: (row: DiskRow) => string | undefined): Promise<DiskRow> {
+/** Asks for a disk among env.disks, showing what each holds; `previous` is the path chosen before. */
+export async function pickDisk(term: Terminal, env: SessionEnv, prompt: string, previous: string | undefined, refuse: (row: DiskRow) => string | undefined): Promise<DiskRow> {
   say(term, 'Reading the disks ...');
   const rows = await describeDisks(env.disks);
-  return chooseRow(term, 'Disks of this machine:', rows, { table: diskTable(rows, env.bootMedium), prompt, refuse, ...(rows.length === 1 ? { default: '1' } : {}) });
+  const before = rows.findIndex((r) => r.path === previous);
+  return chooseRow(term, 'Disks of this machine:', rows, {
+    table: diskTable(rows, env.bootMedium),
+    prompt,
+    refuse,
+    ...(rows.length === 1 ? { default: '1' } : {}),
+    ...(before >= 0 ? { previous: String(before + 1) } : {}),
+  });
 }
 

@@ -20,12 +20,40 @@ export interface SessionEnv {
   events?: (event: RunEvent) => void;
   /** Waits until the network is up; called before an smb or nfs share is mapped. */
   waitForNetwork?: () => Promise<unknown>;
+  /** How long mapping a share may take, and how often the wait is reported (default MAP_LIMIT_MS, MAP_TICK_MS). */
+  mapWait?: { limitMs: number; tickMs: number };
 }
 
 /** A share the technician named and the session could map. */
 export interface ShareAnswer {
   url: string;
   credentials: ShareCredentials | undefined;
+}
+
+/**
+ * What the technician answered so far in the session, kept so that a question asked again (after
+ * "q", a refused confirmation, or another job) offers the earlier answer as its default. Rows of
+ * a table are kept by what they name, not by number: the table may have changed.
+ */
+export interface Answers {
+  mode?: 'd' | 'c';
+  share?: ShareAnswer;
+  /** The image as "file#index". */
+  image?: string;
+  /** A disk's path, for deploy. */
+  disk?: string;
+  /** The host name as typed, tokens and all. */
+  hostname?: string;
+  referenceDisk?: string;
+  /** "r" or the partition's path. */
+  partition?: string;
+  generalize?: 'y' | 'n';
+  /** "n" or the WIM file appended to. */
+  destination?: string;
+  wimFile?: string;
+  imageName?: string;
+  description?: string;
+  compression?: string;
 }
 
 /** How a deploy or capture the session ran ended. */

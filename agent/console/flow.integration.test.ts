@@ -98,6 +98,7 @@ function recorder(over: Partial<SessionEnv> = {}, deployFails = false): Recorder
         throw new CommandFailedError({ command: 'wimlib-imagex apply', args: [], exitCode: 1, signal: undefined, stderrTail: 'No space left on device' }, 'applying');
       }
       const disk = (plan.target.disk as { path: string }).path;
+      emit({ type: 'deployed', disk, hostname: plan.specialize.hostname ?? null, machineId: 'm', partitions: [], durationMs: 1000, after: plan.after });
       return { disk, device: disk, hostname: plan.specialize.hostname, machineId: 'm', partitions: [], bootloader: undefined, logFile: 'logs/pe-525400123456.log', durationMs: 1000 } satisfies DeployResult;
     },
     capture: async (plan, options) => {
@@ -123,7 +124,7 @@ describe('deploying', () => {
   it('builds a wiped standard-layout plan for the chosen image, disk and host name', async () => {
     const r = recorder({ defaultShare: '' });
     const term = new ScriptedTerminal([
-      [`${QUESTIONS.mode}: `, 'd'],
+      [Q(QUESTIONS.mode), 'd'],
       [Q(QUESTIONS.share), shareUrl],
       [Q(QUESTIONS.image), '1'],
       [Q(QUESTIONS.disk), '1'],
@@ -158,7 +159,14 @@ describe('deploying', () => {
     expect(t).toContain('(/dev/sr0, the medium this environment booted from, is not listed)');
     expect(t).toContain('Extracting file data 100%');
     expect(t).toContain(`Deployed image 1 "Base" of images/base.wim`);
-    expect(t).toContain('Log on the share: logs/pe-525400123456.log');
+    expect(t).toContain(`Log on the share:\n    ${shareUrl}/logs/pe-525400123456.log\n`);
+    // The run's plan says "shell"; the session asks, so the end of the run says nothing of it.
+    expect(t).toMatch(/DEPLOYED \S+ as pe-525400123456 in 1s\r?\n/);
+    expect(t).not.toContain('next: shell');
+    // The host name tokens, in words, with what they become here.
+    expect(t).toContain("  {mac}     525400123456 (the first network card's MAC, 52:54:00:12:34:56)");
+    expect(t).toContain('  {serial}  none: the firmware gives no serial number');
+    expect(t).toContain('The default is pe-{mac}, here pe-525400123456.');
     expectNarrow(t);
     // The serial-style terminal shows progress as lines; the events also went to env.events.
     expect(t).not.toContain('\x1b');
@@ -187,22 +195,103 @@ describe('deploying', () => {
     expect(term.transcript).toContain(`This ERASES ${blank.path} (BLANK DISK, 32.0 MiB)`);
   });
 
-  it('runs nothing unless the answer is exactly yes, and starts over', async () => {
+  it('runs nothing unless the answer is exactly yes, asks once more after a near miss, and keeps every answer', async () => {
     const r = recorder({ defaultShare: shareUrl });
-    const term = new ScriptedTerminal([...start, [Q(QUESTIONS.image), '1'], [Q(QUESTIONS.disk), '1'], [QUESTIONS.hostname, ''], [QUESTIONS.confirm, 'y']]);
-    await expect(runTechnicianSession(term, r.env)).rejects.toBeInstanceOf(ConsoleClosedError);
-    expect(r.deploys).toHaveLength(0);
-    expect(term.transcript).toContain('Not confirmed (only "yes" goes on): nothing was done.');
-    expect(term.lastPrompt).toContain(QUESTIONS.mode);
+    const term = new ScriptedTerminal([
+      ...start,
+      [Q(QUESTIONS.image), '2'],
+      ['records its disk layout', '2'],
+      [QUESTIONS.hostname, 'kept-{mac}'],
+      [QUESTIONS.confirm, 'y'],
+      ['typed out in lower case', 'YES'],
+      ['Not confirmed (only "yes" goes on): nothing was done.', 'd'],
+      [`${QUESTIONS.share} [${shareUrl}]: `, ''],
+      [`${QUESTIONS.image} [2]: `, ''],
+      [`${QUESTIONS.disk} [2]: `, ''],
+      [`${QUESTIONS.hostname} [kept-{mac}]: `, ''],
+      [QUESTIONS.confirm, 'Yes'],
+      ['typed out in lower case', 'yes'],
+      [QUESTIONS.next, 's'],
+    ]);
+    await runTechnicianSession(term, r.env);
+    expect(r.deploys).toHaveLength(1);
+    const { plan } = r.deploys[0]!;
+    expect(plan.source.index).toBe(2);
+    expect(plan.target.disk).toEqual({ path: blank.path });
+    expect(plan.specialize.hostname).toBe('kept-525400123456');
+    expect(term.transcript).toContain('Back to the first question. Your answers are kept');
+    expect(term.transcript).toContain(`${QUESTIONS.mode} [d]: `);
   });
 
-  it('goes back to the first question on q', async () => {
+  it('goes back one question on q, offering each earlier answer again', async () => {
     const r = recorder({ defaultShare: shareUrl });
-    const term = new ScriptedTerminal([...start, [Q(QUESTIONS.image), '1'], [Q(QUESTIONS.disk), 'q'], ['Starting over.', 'd'], [QUESTIONS.share, 'q'], [QUESTIONS.mode, 'q']]);
-    await expect(runTechnicianSession(term, r.env)).rejects.toBeInstanceOf(ConsoleClosedError);
-    expect(term.transcript).toContain('Answer q to any question to start over.');
-    expect(term.lastPrompt).toContain(QUESTIONS.mode);
-    expect(r.deploys).toHaveLength(0);
+    const term = new ScriptedTerminal([
+      [QUESTIONS.mode, 'q'],
+      ['This is the first question.', 'd'],
+      [QUESTIONS.share, ''],
+      [Q(QUESTIONS.image), '2'],
+      [Q(QUESTIONS.disk), 'q'],
+      [`${QUESTIONS.image} [2]: `, 'q'],
+      [`${QUESTIONS.share} [${shareUrl}]: `, 'q'],
+      [`${QUESTIONS.mode} [d]: `, ''],
+      [QUESTIONS.share, ''],
+      [`${QUESTIONS.image} [2]: `, ''],
+      [Q(QUESTIONS.disk), '2'],
+      [QUESTIONS.hostname, 'q'],
+      [`${QUESTIONS.disk} [2]: `, ''],
+      [QUESTIONS.hostname, 'back-{mac}'],
+      [QUESTIONS.confirm, 'q'],
+      [`${QUESTIONS.hostname} [back-{mac}]: `, ''],
+      [QUESTIONS.confirm, 'yes'],
+      [QUESTIONS.next, 'q'],
+      ['Answer r to reboot', 's'],
+    ]);
+    const result = await runTechnicianSession(term, r.env);
+    expect(result.after).toBe('shell');
+    expect(r.deploys).toHaveLength(1);
+    expect(r.deploys[0]!.plan.source.index).toBe(2);
+    expect(r.deploys[0]!.plan.target.disk).toEqual({ path: blank.path });
+    expect(r.deploys[0]!.plan.specialize.hostname).toBe('back-525400123456');
+    expect(term.transcript).toContain('Answer q to go back one question');
+    expectNarrow(term.transcript);
+  });
+
+  it('takes the share as \\\\server\\share, and says how long it tries a server that does not answer', async () => {
+    const mapped: string[] = [];
+    const slowThenFine: SessionEnv['mapShare'] = async (source, options?: MapOptions) => {
+      mapped.push(source.url);
+      if (source.url.startsWith('smb://10.0.2.9/')) {
+        // A server that never answers: only the console's own limit ends the wait.
+        await new Promise((_, reject) => options?.signal?.addEventListener('abort', () => reject(new Error('mount was stopped'))));
+      }
+      return mapShare({ url: shareUrl, image: source.image }, options);
+    };
+    const r = recorder({ mapShare: slowThenFine, mapWait: { limitMs: 1_000, tickMs: 300 } });
+    const term = new ScriptedTerminal([
+      [QUESTIONS.mode, 'd'],
+      [Q(QUESTIONS.share), '\\\\10.0.2.9\\qemu'],
+      ['did not answer within 1 s', '//10.0.2.4/qemu/'],
+      [Q(QUESTIONS.image), 'q'],
+      [`${QUESTIONS.share} [smb://10.0.2.4/qemu]: `, '\\\\10.0.2.4\\qemu\\'],
+      [Q(QUESTIONS.image), '1'],
+      [Q(QUESTIONS.disk), '2'],
+      [QUESTIONS.hostname, ''],
+      [QUESTIONS.confirm, 'yes'],
+      [QUESTIONS.next, 'p'],
+    ]);
+    await runTechnicianSession(term, r.env);
+    const t = term.transcript;
+    expect(t).toContain('\\\\server\\share[\\folder]');
+    expect(t).toContain('  That is smb://10.0.2.9/qemu.');
+    expect(t).toContain('Mapping smb://10.0.2.9/qemu (at most 1 s) ...');
+    expect(t).toContain('  still trying: 0 s of at most 1 s ...');
+    expect(t).toContain('Check the server name or address');
+    expect(t).toContain('  That is smb://10.0.2.4/qemu.');
+    expect(mapped).toEqual(['smb://10.0.2.9/qemu', 'smb://10.0.2.4/qemu', 'smb://10.0.2.4/qemu']);
+    expect(r.deploys[0]!.plan.source.url).toBe('smb://10.0.2.4/qemu');
+    // The log as the share shows it, in both forms.
+    expect(t).toContain('Log on the share:\n    smb://10.0.2.4/qemu/logs/pe-525400123456.log\n    \\\\10.0.2.4\\qemu\\logs\\pe-525400123456.log\n');
+    expectNarrow(t);
   });
 
   it('asks for credentials when the share refuses guest access, and never shows the password', async () => {
@@ -221,6 +310,8 @@ describe('deploying', () => {
     const term = new ScriptedTerminal([
       [QUESTIONS.mode, 'd'],
       [Q(QUESTIONS.share), smbUrl],
+      ['refused guest access', 'q'],
+      [`${QUESTIONS.share} [${smbUrl}]: `, ''],
       ['refused guest access', 'LAB\\deploy'],
       [QUESTIONS.password, 'Wr0ng-Pa55'],
       ['refused these credentials', ''],
@@ -233,7 +324,7 @@ describe('deploying', () => {
     ]);
     const result = await runTechnicianSession(term, r.env);
     expect(result.after).toBe('poweroff');
-    expect(attempts).toHaveLength(3);
+    expect(attempts).toHaveLength(4);
     expect(term.transcript).toContain(`${QUESTIONS.user} [LAB\\deploy]: `);
     const { plan } = r.deploys[0]!;
     expect(plan.source.url).toBe(smbUrl);
@@ -245,7 +336,7 @@ describe('deploying', () => {
 
   it('shows a failure with its step and what happened to the disk, and lets the technician go again', async () => {
     const r = recorder({ defaultShare: shareUrl }, true);
-    const once: Turn[] = [...start, [Q(QUESTIONS.image), '1'], [Q(QUESTIONS.disk), '2'], [QUESTIONS.hostname, ''], [QUESTIONS.confirm, 'yes']];
+    const once: Turn[] = [...start, [QUESTIONS.image, '1'], [QUESTIONS.disk, '2'], [QUESTIONS.hostname, ''], [QUESTIONS.confirm, 'yes']];
     const term = new ScriptedTerminal([...once, [QUESTIONS.next, 'a'], ...once, [QUESTIONS.next, 's']]);
     const result = await runTechnicianSession(term, r.env);
     expect(result.outcomes.map((o) => o.ok)).toEqual([false, true]);
@@ -282,7 +373,7 @@ describe('capturing', () => {
       [Q(QUESTIONS.referenceDisk), '2'],
       ['it is blank', '1'],
       [`${QUESTIONS.partition} [r]: `, '2'],
-      [`${QUESTIONS.generalize}: `, ''],
+      [`${QUESTIONS.generalize} [y]: `, ''],
       [`${QUESTIONS.destination} [n]: `, 'n'],
       [`${QUESTIONS.wimFile} [images/capture-${DAY}.wim]: `, ''],
       [`${QUESTIONS.imageName} [capture-${DAY}]: `, ''],
@@ -337,13 +428,55 @@ describe('capturing', () => {
   });
 });
 
+describe('capturing, going back', () => {
+  it('keeps every capture answer after q and after a refused confirmation', async () => {
+    const r = recorder({ defaultShare: shareUrl });
+    const term = new ScriptedTerminal([
+      [QUESTIONS.mode, 'c'],
+      [QUESTIONS.share, ''],
+      [Q(QUESTIONS.referenceDisk), '1'],
+      [`${QUESTIONS.partition} [r]: `, '2'],
+      [`${QUESTIONS.generalize} [y]: `, 'n'],
+      [`${QUESTIONS.destination} [n]: `, '1'],
+      [QUESTIONS.imageName, 'q'],
+      [`${QUESTIONS.destination} [1]: `, ''],
+      [QUESTIONS.imageName, 'Second'],
+      [Q(QUESTIONS.description), 'kept text'],
+      [QUESTIONS.confirm, 'no'],
+      [`${QUESTIONS.mode} [c]: `, ''],
+      [QUESTIONS.share, ''],
+      [`${QUESTIONS.referenceDisk} [1]: `, ''],
+      [`${QUESTIONS.partition} [2]: `, ''],
+      [`${QUESTIONS.generalize} [n]: `, ''],
+      [`${QUESTIONS.destination} [1]: `, ''],
+      [`${QUESTIONS.imageName} [Second]: `, ''],
+      [`${QUESTIONS.description} [kept text]: `, ''],
+      [QUESTIONS.confirm, 'yes'],
+      [QUESTIONS.next, 's'],
+    ]);
+    await runTechnicianSession(term, r.env);
+    expect(r.captures).toHaveLength(1);
+    expect(r.captures[0]!.plan).toMatchObject({
+      source: { disk: { path: used.path }, partition: { number: 2 } },
+      generalize: false,
+      destination: { file: 'images/base.wim', append: true, name: 'Second', description: 'kept text' },
+    });
+  });
+});
+
 describe('runTechnicianConsole', () => {
   it('claims the console, tells the agent which, and returns what comes next', async () => {
     const r = recorder({ defaultShare: shareUrl });
     const term = new ScriptedTerminal([[CLAIM_PROMPT, ''], ...start, [Q(QUESTIONS.image), '1'], [Q(QUESTIONS.disk), '2'], [QUESTIONS.hostname, ''], [QUESTIONS.confirm, 'yes'], [QUESTIONS.next, 'r']]);
     const claimed: (string | undefined)[] = [];
-    const after = await runTechnicianConsole(['/dev/ttyS0'], { ...r.env, claimed: (p) => claimed.push(p) }, { open: () => term });
+    const machine = { vendor: 'QEMU', product: 'Standard PC (i440FX + PIIX, 1996)', serial: '', uuid: '', firmware: { type: 'bios' as const, secureBoot: false, lockdown: 'none' }, nics: [{ mac: FACTS.mac, addresses: ['10.0.2.15/24'] }], disks: r.env.disks, bootMedium: '/dev/sr0' };
+    const after = await runTechnicianConsole(['/dev/ttyS0'], { ...r.env, machine, claimed: (p) => claimed.push(p) }, { open: () => term });
     expect(after).toBe('reboot');
+    // What the machine is comes first, above the Press Enter line.
+    const first = term.transcript.slice(0, term.transcript.indexOf(CLAIM_PROMPT));
+    expect(first).toContain('  Model     QEMU Standard PC (i440FX + PIIX, 1996)');
+    expect(first).toContain(`  Network   ${FACTS.mac}  10.0.2.15/24`);
+    expect(first).toContain(`  Disks     ${used.path}  64.0 MiB`);
     expect(claimed).toEqual(['/dev/ttyS0', undefined]);
     expect(term.remaining).toBe(0);
   });

@@ -1,13 +1,13 @@
 import { ImagepeError } from '../../core/index.js';
 import { captureJob } from './capture-job.js';
 import { deployJob } from './deploy-job.js';
-import type { Outcome, SessionEnv, ShareAnswer } from './env.js';
+import type { Answers, Outcome, SessionEnv, ShareAnswer } from './env.js';
 import { listShareImages, SEARCH_DEPTH, type ShareInventory } from './inventory.js';
-import { ask, BackToStart, chooseRow, InvalidAnswer, say } from './prompts.js';
+import { ask, GoBack, InvalidAnswer, say } from './prompts.js';
 import { QUESTIONS } from './questions.js';
 import { failedBeforeRun } from './run-job.js';
 import { connectShare, showError } from './share-prompt.js';
-import { imageTable } from './tables.js';
+import { runSteps } from './steps.js';
 import { ConsoleClosedError, type Terminal } from './terminal.js';
 
 export type AfterAction = 'reboot' | 'poweroff' | 'shell';
@@ -21,27 +21,34 @@ const NEXT: Record<string, AfterAction | 'again'> = { r: 'reboot', p: 'poweroff'
 
 /**
  * The technician's conversation: deploy or capture, the share, the choices, a confirmation that
- * names the disk, the run with its progress, a summary, and what comes next. A failure is
- * shown and the technician chooses again; "q" anywhere starts over; nothing is run without a
- * "yes". Ends only when the technician chooses reboot, power off or shell.
+ * names the disk, the run with its progress, a summary, and what comes next. "q" goes back one
+ * question; every answer is kept as the default of its question, also after a refused
+ * confirmation (which starts again at the first question) and for the next job. A failure is
+ * shown and the technician chooses again; nothing is run without a "yes". Ends only when the
+ * technician chooses reboot, power off or shell.
  */
 export async function runTechnicianSession(term: Terminal, env: SessionEnv): Promise<SessionResult> {
   const outcomes: Outcome[] = [];
-  let lastShare: ShareAnswer | undefined;
-  say(term, '\nimagepe technician console. Answer q to any question to start over.');
+  const answers: Answers = {};
+  say(term, '\nimagepe technician console. Answer q to go back one question; Enter takes the answer in [brackets].');
   for (;;) {
+    let outcome: Outcome | undefined;
     try {
-      const job = await oneJob(term, env, lastShare);
-      if (job.share) lastShare = job.share;
-      if (!job.outcome) continue;
-      outcomes.push(job.outcome);
-      showSummary(term, job.outcome);
-      const next = await ask(term, QUESTIONS.next, { parse: (a) => NEXT[a.toLowerCase()] ?? refuseNext() });
-      if (next !== 'again') return { after: next, outcomes };
+      outcome = await oneJob(term, env, answers);
     } catch (e) {
-      if (!(e instanceof BackToStart)) throw e;
-      say(term, 'Starting over.');
+      if (!(e instanceof GoBack)) throw e;
+      say(term, 'This is the first question.');
+      continue;
     }
+    if (!outcome) {
+      say(term, '\nBack to the first question. Your answers are kept: Enter takes each again.');
+      continue;
+    }
+    outcomes.push(outcome);
+    showSummary(term, outcome);
+    // The job is done: there is no question to go back to, so q is just a wrong answer here.
+    const next = await ask(term, QUESTIONS.next, { back: false, parse: (a) => NEXT[a.toLowerCase()] ?? refuseNext() });
+    if (next !== 'again') return { after: next, outcomes };
   }
 }
 
@@ -49,45 +56,62 @@ function refuseNext(): never {
   throw new InvalidAnswer('Answer r to reboot, p to power off, s for a shell, or a to deploy or capture again.');
 }
 
-async function oneJob(term: Terminal, env: SessionEnv, lastShare: ShareAnswer | undefined): Promise<{ outcome: Outcome | undefined; share?: ShareAnswer }> {
-  term.write('\n');
-  const action = await ask(term, QUESTIONS.mode, {
-    parse: (a) => {
-      const k = a.toLowerCase();
-      if (k === 'd' || k === 'deploy') return 'deploy' as const;
-      if (k === 'c' || k === 'capture') return 'capture' as const;
-      throw new InvalidAnswer('Answer d to deploy an image, or c to capture this machine.');
-    },
-  });
-  if (env.disks.length === 0) {
-    return { outcome: failedBeforeRun(action, `${action}: no disk to work on`, new ImagepeError('NOT_FOUND', 'No disk was found (the boot medium, RAM disks and empty drives are left out).')) };
-  }
-  let share: ShareAnswer | undefined;
-  try {
-    const found = await shareWithImages(term, env, lastShare, action);
-    share = found.share;
-    if (action === 'capture') return { outcome: await captureJob(term, env, share, found.inventory.images), share };
-    const image = await chooseRow(term, `Images on ${share.url}:`, found.inventory.images, {
-      table: imageTable(found.inventory.images),
-      prompt: QUESTIONS.image,
-      ...(found.inventory.images.length === 1 ? { default: '1' } : {}),
-    });
-    return { outcome: await deployJob(term, env, share, image), share };
-  } catch (e) {
-    // Going back and a console that went away end the job; anything else is a failure the
-    // technician sees, and the session goes on.
-    if (e instanceof BackToStart || e instanceof ConsoleClosedError) throw e;
-    return { outcome: failedBeforeRun(action, `the ${action} could not be prepared`, e), ...(share ? { share } : {}) };
+function parseMode(answer: string): 'deploy' | 'capture' {
+  const k = answer.toLowerCase();
+  if (k === 'd' || k === 'deploy') return 'deploy';
+  if (k === 'c' || k === 'capture') return 'capture';
+  throw new InvalidAnswer('Answer d to deploy an image, or c to capture this machine.');
+}
+
+class NoDisk extends ImagepeError {
+  constructor() {
+    super('NOT_FOUND', 'No disk was found (the boot medium, RAM disks and empty drives are left out).');
   }
 }
 
 /**
- * Maps the share, lists its images and releases it again (the run maps it itself). For a
- * deploy a share without images is no use: the URL is asked again.
+ * One deploy or capture: its questions as steps ("q" in the first question of the deploy or
+ * capture part goes back to the share), then the run. Undefined when the technician did not
+ * confirm: nothing ran. A GoBack out of here is a "q" at the first question.
  */
-async function shareWithImages(term: Terminal, env: SessionEnv, lastShare: ShareAnswer | undefined, action: 'deploy' | 'capture'): Promise<{ share: ShareAnswer; inventory: ShareInventory }> {
+async function oneJob(term: Terminal, env: SessionEnv, answers: Answers): Promise<Outcome | undefined> {
+  term.write('\n');
+  let action: 'deploy' | 'capture' = 'deploy';
+  let found: { share: ShareAnswer; inventory: ShareInventory } | undefined;
+  let outcome: Outcome | undefined;
+  try {
+    await runSteps([
+      async () => {
+        action = await ask(term, QUESTIONS.mode, { previous: answers.mode, parse: parseMode });
+        answers.mode = action === 'deploy' ? 'd' : 'c';
+        if (env.disks.length === 0) throw new NoDisk();
+      },
+      async () => {
+        found = await shareWithImages(term, env, answers, action);
+      },
+      async () => {
+        const { share, inventory } = found!;
+        outcome = action === 'capture' ? await captureJob(term, env, answers, share, inventory.images) : await deployJob(term, env, answers, share, inventory.images);
+      },
+    ]);
+  } catch (e) {
+    if (e instanceof NoDisk) return failedBeforeRun(action, `${action}: no disk to work on`, e);
+    // Going back and a console that went away end the job; anything else is a failure the
+    // technician sees, and the session goes on.
+    if (e instanceof GoBack || e instanceof ConsoleClosedError) throw e;
+    return failedBeforeRun(action, `the ${action} could not be prepared`, e);
+  }
+  return outcome;
+}
+
+/**
+ * Maps the share, lists its images and releases it again (the run maps it itself). For a
+ * deploy a share without images is no use: the share is asked again.
+ */
+async function shareWithImages(term: Terminal, env: SessionEnv, answers: Answers, action: 'deploy' | 'capture'): Promise<{ share: ShareAnswer; inventory: ShareInventory }> {
   for (;;) {
-    const { share, mapped } = await connectShare(term, env, lastShare);
+    const { share, mapped } = await connectShare(term, env, answers.share);
+    answers.share = share;
     let inventory: ShareInventory;
     try {
       say(term, 'Looking for images ...');
@@ -101,7 +125,6 @@ async function shareWithImages(term: Terminal, env: SessionEnv, lastShare: Share
     for (const u of inventory.unreadable) say(term, `${u.file} cannot be read: ${u.reason}`);
     if (action === 'capture' || inventory.images.length > 0) return { share, inventory };
     say(term, `No images (*.wim) on ${share.url}, ${SEARCH_DEPTH} folder levels deep (logs/ left out).`);
-    lastShare = share;
   }
 }
 

@@ -1,6 +1,7 @@
 import { ProgressGate } from '../../core/progress.js';
 import type { RunEvent } from '../events/index.js';
 import { screenLine } from '../screen.js';
+import { sharePlaces } from './log-place.js';
 import { ascii, truncate, WIDTH, wrap } from './render.js';
 import type { Terminal } from './terminal.js';
 
@@ -31,14 +32,16 @@ export function fitEventText(text: string, style: Terminal['progress']): string 
 /**
  * Shows a deploy's or capture's events on the technician's terminal, in words, with progress
  * throttled to what the terminal can show: a redraw four times a second on a screen, a line
- * every two seconds on a serial line. The last progress event of a phase always shows.
+ * every two seconds on a serial line. The last progress event of a phase always shows. With
+ * `shareUrl`, the run's own mount of the share is said as the share's address.
  */
-export function eventPrinter(term: Terminal, now: () => number = Date.now): (event: RunEvent) => void {
+export function eventPrinter(term: Terminal, now: () => number = Date.now, shareUrl?: string): (event: RunEvent) => void {
   // One gate for every phase: a terminal shows one progress line at a time.
   const gate = new ProgressGate({ everyMs: term.progress === 'lines' ? LINE_PROGRESS_MS : REDRAW_PROGRESS_MS }, now);
   return (event) => {
     if (event.type === 'progress' && !gate.pass('progress', event)) return;
-    const text = screenLine(event);
-    if (text !== undefined) term.write(fitEventText(text, term.progress));
+    // The session asks what comes next; the run's own `after` (shell) is not the technician's choice.
+    const text = screenLine(event, { next: false });
+    if (text !== undefined) term.write(fitEventText(shareUrl ? sharePlaces(text, shareUrl) : text, term.progress));
   };
 }

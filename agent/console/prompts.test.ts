@@ -1,6 +1,7 @@
 import { ImagepeError } from '../../core/index.js';
 import { ScriptedTerminal } from '../../test-support/scripted-terminal.js';
-import { ask, BackToStart, choose, chooseRow, confirmDestructive, CONFIRM_PROMPT, InvalidAnswer, promptLines } from './prompts.js';
+import { ask, choose, chooseRow, confirmDestructive, CONFIRM_PROMPT, GoBack, InvalidAnswer, looksLikeYes, promptLines } from './prompts.js';
+import { runSteps } from './steps.js';
 import { WIDTH } from './render.js';
 
 const evenNumber = (a: string) => {
@@ -35,9 +36,25 @@ describe('ask', () => {
     await expect(ask(term, 'Description (optional)', { default: '' })).resolves.toBe('');
   });
 
-  it('goes back to the first question on q, from any question', async () => {
-    const term = new ScriptedTerminal([['Even: ', 'Q']]);
-    await expect(ask(term, 'Even', { parse: evenNumber })).rejects.toBeInstanceOf(BackToStart);
+  it('goes back on q, unless q is an answer there', async () => {
+    const term = new ScriptedTerminal([
+      ['Even: ', 'Q'],
+      ['Next? ', 'q'],
+    ]);
+    await expect(ask(term, 'Even', { parse: evenNumber })).rejects.toBeInstanceOf(GoBack);
+    await expect(ask(term, 'Next?', { back: false })).resolves.toBe('q');
+  });
+
+  it('offers the earlier answer as the default while it still parses', async () => {
+    const term = new ScriptedTerminal([
+      ['Even [8]: ', ''],
+      ['Even [2]: ', ''],
+      ['Name [kept]: ', ''],
+    ]);
+    await expect(ask(term, 'Even', { default: '2', previous: '8', parse: evenNumber })).resolves.toBe(8);
+    // 7 is no longer a valid answer: the usual default comes back.
+    await expect(ask(term, 'Even', { default: '2', previous: '7', parse: evenNumber })).resolves.toBe(2);
+    await expect(ask(term, 'Name', { default: '', previous: 'kept' })).resolves.toBe('kept');
   });
 
   it('puts a default too long for the line on a line of its own', () => {
@@ -91,10 +108,31 @@ describe('confirmDestructive', () => {
     expect(term.transcript).toContain("  - vda3: ext4 'root' 19.5 GiB");
   });
 
-  it.each(['', 'y', 'YES', 'Yes', 'yes please', 'q', 'no'])('takes %j for a no, and says so', async (answer) => {
+  it.each(['', 'yes please', 'no', 'n', 'ok'])('takes %j for a no, and says so', async (answer) => {
     const term = new ScriptedTerminal([[CONFIRM_PROMPT, answer]]);
     await expect(confirmDestructive(term, summary)).resolves.toBe(false);
     expect(term.transcript).toContain('Not confirmed (only "yes" goes on): nothing was done.');
+  });
+
+  it.each(['y', 'YES', 'Yes', 'yep'])('asks once more after %j, a near miss, and goes on only with yes', async (answer) => {
+    const again = new ScriptedTerminal([
+      [CONFIRM_PROMPT, answer],
+      ['typed out in lower case', 'yes'],
+    ]);
+    await expect(confirmDestructive(again, summary)).resolves.toBe(true);
+    const twice = new ScriptedTerminal([
+      [CONFIRM_PROMPT, answer],
+      [CONFIRM_PROMPT, answer],
+    ]);
+    await expect(confirmDestructive(twice, summary)).resolves.toBe(false);
+    expect(twice.transcript).toContain('Not confirmed (only "yes" goes on): nothing was done.');
+  });
+
+  it('goes back a question on q', async () => {
+    const term = new ScriptedTerminal([[CONFIRM_PROMPT, 'q']]);
+    await expect(confirmDestructive(term, summary)).rejects.toBeInstanceOf(GoBack);
+    expect(looksLikeYes('yes')).toBe(false);
+    expect(looksLikeYes('no')).toBe(false);
   });
 
   it('says when the disk is blank', async () => {
@@ -102,5 +140,21 @@ describe('confirmDestructive', () => {
     await confirmDestructive(term, { ...summary, losses: [] });
     expect(term.transcript).toContain('/dev/vda is blank: nothing on it will be lost.');
     expect(term.transcript).not.toContain('will be lost:');
+  });
+});
+
+describe('runSteps', () => {
+  it('goes back to the last step that asked, and out of the first one', async () => {
+    const trail: string[] = [];
+    let backs = 2;
+    const step = (name: string, asks = true, goBack = () => false) => async () => {
+      trail.push(name);
+      if (goBack()) throw new GoBack();
+      return asks;
+    };
+    await runSteps([step('a'), step('b', false), step('c', true, () => backs-- > 0)]);
+    // c goes back past b (which asked nothing) to a, twice.
+    expect(trail).toEqual(['a', 'b', 'c', 'a', 'b', 'c', 'a', 'b', 'c']);
+    await expect(runSteps([step('x', true, () => true)])).rejects.toBeInstanceOf(GoBack);
   });
 });

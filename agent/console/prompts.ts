@@ -7,11 +7,11 @@ export function say(term: Terminal, text: string, indent = '  '): void {
   for (const l of wrap(text, WIDTH, indent)) term.write(`${l}\n`);
 }
 
-/** Thrown when the technician answers "q": the session starts over at the first question. */
-export class BackToStart extends Error {
+/** Thrown when the technician answers "q": the conversation goes back to the question before. */
+export class GoBack extends Error {
   constructor() {
-    super('back to the first question');
-    this.name = 'BackToStart';
+    super('back to the question before');
+    this.name = 'GoBack';
   }
 }
 
@@ -23,7 +23,7 @@ export class InvalidAnswer extends Error {
   }
 }
 
-/** The word that goes back to the first question, from any question. */
+/** The word that goes back one question, from any question but the password. */
 export const BACK = 'q';
 /** The only answer that lets something destructive go on. */
 export const YES = 'yes';
@@ -44,25 +44,44 @@ export function promptLines(question: string, shownDefault?: string): { before: 
 export interface AskOptions<T> {
   /** What an empty answer means; "" accepts an empty answer without showing it. */
   default?: string;
+  /**
+   * The answer given when the question was asked before: it becomes the default, so going back
+   * or starting again costs the technician only Enter. Left out when it no longer parses.
+   */
+  previous?: string | undefined;
+  /** Whether "q" goes back (default); false makes it an answer like any other. */
+  back?: boolean;
   /** Turns the answer into a value; throws InvalidAnswer or an ImagepeError to ask again. */
   parse?: (answer: string) => T;
-  /** The question shows its default itself ("[Y/n]"). */
-  hideDefault?: boolean;
+}
+
+/** The default a question offers: the earlier answer while it still parses, else the usual one. */
+export function defaultOf<T>(options: Pick<AskOptions<T>, 'default' | 'previous' | 'parse'>): string | undefined {
+  const { previous } = options;
+  if (previous === undefined || previous === '' || previous === options.default) return options.default;
+  try {
+    options.parse?.(previous);
+    return previous;
+  } catch {
+    // The share changed under it (a WIM file that now exists, a name now taken): offer the usual one.
+    return options.default;
+  }
 }
 
 /**
  * Asks until the answer parses, saying in one line why an answer was not taken. Answers are
- * trimmed; "q" goes back to the first question.
+ * trimmed; "q" goes back one question (GoBack).
  */
 export async function ask<T = string>(term: Terminal, question: string, options: AskOptions<T> = {}): Promise<T> {
-  const { before, prompt } = promptLines(question, options.hideDefault ? undefined : options.default);
+  const def = defaultOf(options);
+  const { before, prompt } = promptLines(question, def);
   for (;;) {
     for (const l of before) term.write(`${l}\n`);
     term.write(prompt);
     let answer = (await term.readLine()).trim();
-    if (answer.toLowerCase() === BACK) throw new BackToStart();
-    if (answer === '' && options.default !== undefined) answer = options.default;
-    if (answer === '' && options.default === undefined) {
+    if (options.back !== false && answer.toLowerCase() === BACK) throw new GoBack();
+    if (answer === '' && def !== undefined) answer = def;
+    if (answer === '' && def === undefined) {
       term.write('  An answer is needed.\n');
       continue;
     }
@@ -83,6 +102,8 @@ export interface ChooseOptions<R> {
   /** The question under the table: "Image number". */
   prompt: string;
   default?: string;
+  /** The earlier answer (a number or a letter), the default while it still fits the table. */
+  previous?: string | undefined;
   /** Letters that may be answered instead of a number, with what they mean. */
   keys?: Readonly<Record<string, string>>;
   /** Why a row cannot be chosen, or undefined when it can. */
@@ -98,6 +119,7 @@ export async function choose<R>(term: Terminal, title: string, rows: readonly R[
   const range = rows.length === 1 ? '1' : `a number from 1 to ${rows.length}`;
   return ask<Choice<R>>(term, options.prompt, {
     ...(options.default !== undefined ? { default: options.default } : {}),
+    previous: options.previous,
     parse: (answer) => {
       const key = answer.toLowerCase();
       if (key in keys) return { key };
@@ -128,9 +150,16 @@ export interface DestructiveSummary {
   nothingLost: string;
 }
 
+/** "y", "YES", "Yes", "yep": someone who meant yes and did not type it as asked. */
+export function looksLikeYes(answer: string): boolean {
+  return answer !== YES && /^y[a-z]{0,4}$/i.test(answer);
+}
+
 /**
  * Names the disk and what will be lost, and goes on only when the technician types yes,
- * exactly: Enter, "y" or "YES" are a no, and the technician is told so. "q" is a no too.
+ * exactly. A near miss ("y", "YES") is asked once more, since a tired hand meant yes and a
+ * refusal it is not; anything else (Enter, "no", a second near miss) is a no, and the
+ * technician is told so. "q" goes back to the question before; nothing is done either way.
  */
 export async function confirmDestructive(term: Terminal, summary: DestructiveSummary): Promise<boolean> {
   say(term, `\n${summary.action}`);
@@ -140,9 +169,16 @@ export async function confirmDestructive(term: Terminal, summary: DestructiveSum
   } else {
     say(term, summary.nothingLost);
   }
-  term.write(`${CONFIRM_PROMPT} `);
-  const answer = (await term.readLine()).trim();
-  if (answer === YES) return true;
-  term.write(`Not confirmed (only "${YES}" goes on): nothing was done.\n`);
-  return false;
+  for (let attempt = 1; ; attempt++) {
+    term.write(`${CONFIRM_PROMPT} `);
+    const answer = (await term.readLine()).trim();
+    if (answer === YES) return true;
+    if (answer.toLowerCase() === BACK) throw new GoBack();
+    if (attempt === 1 && looksLikeYes(answer)) {
+      term.write(`  Only "${YES}", typed out in lower case, goes on; nothing was done yet.\n`);
+      continue;
+    }
+    term.write(`Not confirmed (only "${YES}" goes on): nothing was done.\n`);
+    return false;
+  }
 }

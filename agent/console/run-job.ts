@@ -8,17 +8,19 @@ import type { Terminal } from './terminal.js';
  * Runs a deploy or capture with its events shown on the terminal (and passed on to env.events),
  * and turns the end into an Outcome: `describe` words a success; a failure is worded from the
  * runner's `failed` event (the step, and whether the disk was touched) or from the error alone.
+ * `shareUrl` is the run's share, named by its address where the run names its mount.
  */
 export async function runJob<R>(
   term: Terminal,
   env: SessionEnv,
   action: Outcome['action'],
   what: string,
+  shareUrl: string,
   job: (events: (event: RunEvent) => void) => Promise<R>,
   describe: (result: R, durationMs: number) => string[],
   now: () => number = Date.now,
 ): Promise<Outcome> {
-  const show = eventPrinter(term, now);
+  const show = eventPrinter(term, now, shareUrl);
   let failed: FailedEvent | undefined;
   const events = (event: RunEvent) => {
     if (event.type === 'failed') failed = event;

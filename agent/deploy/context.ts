@@ -1,5 +1,6 @@
 import { ImagepeError, formatBytes } from '../../core/index.js';
 import type * as imaging from '../../imaging/index.js';
+import type * as raw from '../../imaging/raw/index.js';
 import * as partition from '../../partition/index.js';
 import type { GrubResult } from '../bootloader/index.js';
 import type { DeployEventSink } from '../events/index.js';
@@ -19,8 +20,10 @@ export interface DiskSummary {
   sizeBytes: number;
   /** What the disk holds now, in words; empty when blank. */
   holds: string[];
-  /** The layout resolved against this disk: what will be written. */
-  layout: partition.ResolvedLayout;
+  /** The layout resolved against this disk: what will be written (a WIM deploy). */
+  layout?: partition.ResolvedLayout | undefined;
+  /** A raw image, written whole instead of a layout: its name, format and size (undefined when the stream does not say). */
+  rawImage?: { image: string; format: string; imageBytes: number | undefined } | undefined;
 }
 
 export interface DeployOptions {
@@ -108,6 +111,14 @@ export interface DeployContext {
   changedPaths: Set<string>;
   /** remap (first to need it): the deployed system with /dev, /proc and /sys, to run its own tools in. */
   chroot?: Chroot;
+  /** check (raw image): where the image is, what it is, and the sha256 it must have (the plan's or its .sha256 file's). */
+  raw?: { source: raw.RawSource; probe: raw.RawProbe; sha256: string | undefined; sha256From: string | undefined };
+  /** write (raw image): what was written and verified. */
+  rawWritten?: raw.WriteRawResult;
+  /** grow (raw image): the partition grown to the disk's end. */
+  grown?: partition.GrowResult;
+  /** system (raw image): the partition table written with the image, as the kernel reads it back. */
+  rawTable?: partition.SfdiskTable;
   /** specialize */
   machineId?: string | undefined;
   /** bootloader */
@@ -129,11 +140,12 @@ export function resolveTargetLayout(ctx: DeployContext, layout: partition.Layout
 }
 
 /** Asks the confirm callback unless the user said yes already; refuses without either. */
-export async function confirmDisk(ctx: DeployContext, layout: partition.ResolvedLayout): Promise<void> {
+export async function confirmDisk(ctx: DeployContext, what: partition.ResolvedLayout | { rawImage: NonNullable<DiskSummary['rawImage']> }): Promise<void> {
   const { options } = ctx;
   if (options.yes) return;
   const disk = need(ctx.disk, 'the disk');
-  const ok = options.confirm ? await options.confirm({ disk: ctx.diskShown, device: need(ctx.device, 'the disk device'), sizeBytes: disk.sizeBytes, holds: ctx.holds, layout }) : false;
+  const written = 'rawImage' in what ? { rawImage: what.rawImage } : { layout: what };
+  const ok = options.confirm ? await options.confirm({ disk: ctx.diskShown, device: need(ctx.device, 'the disk device'), sizeBytes: disk.sizeBytes, holds: ctx.holds, ...written }) : false;
   if (!ok) throw new ImagepeError('REFUSED', `not deploying to ${ctx.diskShown} without confirmation`, { hint: 'Pass --yes to deploy without asking.' });
 }
 
@@ -199,7 +211,7 @@ export function espOf(ctx: DeployContext): partition.ResolvedPartition | undefin
 
 /** The volumes on the deployed disk with every name they answer to, for mapping and checking references. */
 export function deployedVolumes(ctx: DeployContext): VolumeIdentity[] {
-  const gpt = need(ctx.layout, 'the layout').table === 'gpt';
+  const gpt = ctx.rawTable ? ctx.rawTable.label === 'gpt' : need(ctx.layout, 'the layout').table === 'gpt';
   return need(ctx.applied, 'the partitions').map((p) => ({
     partition: p.name,
     // A logical volume answers to /dev/VG/LV and /dev/mapper/VG-LV, never to a partition's names.

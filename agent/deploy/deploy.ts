@@ -1,7 +1,8 @@
 import { basename } from 'node:path';
 import { runSteps } from '../steps/index.js';
 import { type DeployContext, type DeployOptions, type DeployResult } from './context.js';
-import type { DeployPlan } from '../plan/index.js';
+import { isRawSource, type DeployPlan } from '../plan/index.js';
+import { rawDeploySteps } from './raw/index.js';
 import { deploySteps } from './steps/index.js';
 
 /**
@@ -16,7 +17,7 @@ import { deploySteps } from './steps/index.js';
 export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Promise<DeployResult> {
   const ctx: DeployContext = { plan, options, diskShown: options.disk ?? (plan.target.disk && 'path' in plan.target.disk ? plan.target.disk.path : ''), holds: [], recordedVolumes: [], recordedMounts: new Map(), changedPaths: new Set() };
   const outcome = await runSteps({
-    steps: deploySteps,
+    steps: isRawSource(plan.source) ? rawDeploySteps : deploySteps,
     context: ctx,
     events: options.events,
     signal: options.signal,

@@ -137,12 +137,56 @@ describe('layout: from-image', () => {
   it('runs the same layout checks the schema runs, with the layout named', async () => {
     const { layoutProblems } = await import('./index.js');
     const p = parsePlan(good);
-    const layout = { ...p.target.layout as Exclude<typeof p.target.layout, string>, partitions: [{ name: 'p1', size: 'rest', type: 'linux', format: 'ext4' as const, flags: [] }] };
+    const layout = { ...p.target.layout as Exclude<typeof p.target.layout, string | undefined>, partitions: [{ name: 'p1', size: 'rest', type: 'linux', format: 'ext4' as const, flags: [] }] };
     expect(layoutProblems(layout, p, 'the recorded layout')).toEqual([
       { path: ['apply', 0, 'partition'], message: 'expected the name of a partition or logical volume (VG/LV) of the recorded layout (p1)' },
       { path: ['bootloader', 'type'], message: 'grub needs a partition or logical volume with mount: / in the recorded layout' },
       { path: ['bootloader', 'firmware'], message: 'both needs an esp partition formatted vfat in the recorded layout' },
       { path: ['bootloader', 'firmware'], message: 'both on GPT needs a bios-boot partition in the recorded layout' },
     ]);
+  });
+});
+
+describe('a raw disk image as the source', () => {
+  const raw: DeployPlanInput = { source: { url: 'http://10.0.0.5/images', image: 'debian-12.img.zst' }, target: { wipe: true }, specialize: { hostname: 'web-{mac}' } };
+
+  it.each([
+    ['debian.img', true],
+    ['debian.raw', true],
+    ['debian.img.zst', true],
+    ['cloud.qcow2', true],
+    ['disk.raw.xz', true],
+    ['appliance.bin.gz', true],
+    ['base.wim', false],
+    ['base.swm', false],
+    ['base.esd', false],
+  ])('takes %s as raw: %s (format: auto)', async (image, isRaw) => {
+    const { isRawSource } = await import('./index.js');
+    expect(isRawSource({ image, format: 'auto' })).toBe(isRaw);
+    expect(isRawSource({ image, format: 'raw' })).toBe(true);
+    expect(isRawSource({ image, format: 'wim' })).toBe(false);
+  });
+
+  it('needs no layout and no apply entries: the image brings its own table', () => {
+    const p = parsePlan(raw);
+    expect(p.target.layout).toBeUndefined();
+    expect(p.apply).toEqual([]);
+    expect(parsePlan({ ...raw, target: { wipe: true, grow: 'root' } }).target.grow).toBe('root');
+  });
+
+  it.each([
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    ['a layout', (p: any) => (p.target.layout = good.target.layout), /^target\.layout: a raw image is written whole, partition table included/],
+    ['apply entries', (p: any) => (p.apply = [{ partition: 'root' }]), /^apply: a raw image is written whole: expected no apply entries/],
+    ['minSwap', (p: any) => (p.target.minSwap = '512MiB'), /^target\.minSwap: a raw image keeps its partitions' sizes/],
+    ['an answer file', (p: any) => (p.specialize.unattend = { xml: '<unattend/>' }), /^specialize\.unattend: not for a raw image/],
+  ])('refuses %s, naming the field', (_what, change, pattern) => {
+    const found = problemsOf(parsePlan, changed(raw, change));
+    expect(found.some((p) => pattern.test(p))).toBe(true);
+  });
+
+  it('still requires a layout for a WIM', () => {
+    const found = problemsOf(parsePlan, changed(good, (p) => delete p.target.layout));
+    expect(found).toContainEqual(expect.stringMatching(/^target\.layout: required \(expected a layout/));
   });
 });

@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ImagepeError } from '../../core/index.js';
 import { DiskTargetSchema, LayoutSchema, layoutVolumes, mountPointsOf, type Layout } from '../../partition/index.js';
+import { rawFormatOf } from '../../imaging/raw/index.js';
 import { HOSTNAME_TOKENS, unknownTokens } from './hostname.js';
 
 const SHA256 = /^[0-9a-fA-F]{64}$/;
@@ -39,9 +40,13 @@ export const SourceSchema = z
       .string()
       .min(1)
       .refine((p) => !p.split('/').includes('..'), { message: 'expected a path inside the share, without ".."' })
-      .describe('The WIM file, relative to the url'),
+      .describe('The image file, relative to the url: a WIM (.wim, the first .swm of a split WIM), or a raw disk image (.img, .raw, compressed .zst/.xz/.gz, .qcow2; see source.format)'),
     index: z.union([z.number().int().positive({ message: 'expected an image index (1, 2, ...) or an image name' }), z.string().min(1)], { message: 'expected an image index (1, 2, ...) or an image name' }).default(1),
-    sha256: z.string().regex(SHA256, { message: 'expected 64 hexadecimal digits' }).optional().describe('Expected SHA-256 of the image file'),
+    format: z
+      .enum(['auto', 'wim', 'raw'])
+      .default('auto')
+      .describe('wim: a WIM whose images are applied to the layout\'s partitions; raw: a whole-disk image (partition table included) written block for block, then grown to the disk and specialized; auto: raw for .img, .raw, .bin, .qcow2 and their .zst/.xz/.gz, wim otherwise'),
+    sha256: z.string().regex(SHA256, { message: 'expected 64 hexadecimal digits' }).optional().describe('Expected SHA-256 of the image file as stored (a compressed raw image: of the compressed file); without it, IMAGE.sha256 beside a raw image is used when there'),
     credentials: CredentialsSchema.optional(),
     multicast: z
       .enum(['auto', 'off'])
@@ -58,13 +63,18 @@ export const TargetSchema = z
     disk: DiskTargetSchema.optional().describe('The disk to deploy to; --disk overrides it'),
     layout: z
       .union([LayoutSchema, z.literal(FROM_IMAGE)], { message: `expected a layout ({ table, partitions }) or "${FROM_IMAGE}"` })
-      .describe(`A partition/ layout, or "${FROM_IMAGE}": the layout imagepe's capture mode recorded in the image (IMAGEPE/LAYOUT)`),
+      .optional()
+      .describe(`A partition/ layout, or "${FROM_IMAGE}": the layout imagepe's capture mode recorded in the WIM (IMAGEPE/LAYOUT). Required for a WIM; a raw image brings its own partition table, so it is left out`),
     wipe: z.boolean().default(false).describe('Erase whatever the disk holds; without it only a blank disk is deployed to'),
     identities: z
       .enum(['new', 'keep'])
       .default('new')
       .describe("new: every filesystem gets a new UUID and the system's references to the reference's are rewritten; keep: the filesystems are made with the reference's UUIDs and labels, so nothing needs rewriting (one copy per network or disk set: duplicates confuse mount by UUID)"),
-    grow: z.string().min(1).optional().describe(`With layout: ${FROM_IMAGE}, the recorded partition that takes what the disk has left (default: the one the image came from, the root); the others keep their recorded sizes`),
+    grow: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(`With layout: ${FROM_IMAGE}, the recorded partition that takes what the disk has left (default: the one the image came from, the root); the others keep their recorded sizes. A raw image: its partition (by number or GPT name) grown with its filesystem to the disk's end (default: the last one; swap after it is moved to the end), or "none"`),
     minSwap: z
       .string()
       .regex(/^\s*\d+(\.\d+)?\s*([kmgtpKMGTP]i?[bB]?|[bB])?\s*$/, { message: 'expected a size such as 512MiB' })
@@ -144,6 +154,14 @@ export const PlanSchema = z
   })
   .strict()
   .superRefine((plan, ctx) => {
+    if (isRawSource(plan.source)) {
+      for (const p of rawPlanProblems(plan)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
+      return;
+    }
+    if (plan.target.layout === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['target', 'layout'], message: `required (expected a layout ({ table, partitions }) or "${FROM_IMAGE}")` });
+      return;
+    }
     // A from-image layout is known only once the WIM is read; the deploy runs the same checks then.
     if (plan.target.layout === FROM_IMAGE) return;
     for (const key of ['grow', 'minSwap'] as const) {
@@ -153,6 +171,32 @@ export const PlanSchema = z
     for (const p of layoutProblems(plan.target.layout, plan)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
   })
   .describe('An imagepe deploy plan: where the image is, which disk and layout, how to specialize and boot it');
+
+/**
+ * Whether the plan's source is a raw disk image: `format: raw`, or `auto` with a raw image's file
+ * name (imaging/raw's rawFormatOf: .img, .raw, .bin, .qcow2, and those compressed).
+ */
+export function isRawSource(source: { image: string; format: 'auto' | 'wim' | 'raw' }): boolean {
+  return source.format === 'raw' || (source.format === 'auto' && rawFormatOf(source.image) !== undefined);
+}
+
+/**
+ * What a raw image's plan may not say: the image carries its partition table, filesystems and
+ * boot loader, so the plan gives no layout, apply entries or answer file, and nothing to re-plan.
+ */
+function rawPlanProblems(plan: { target: { layout?: unknown; minSwap?: string | undefined }; apply: readonly unknown[]; specialize: { unattend?: unknown } }): PlanProblem[] {
+  const out: PlanProblem[] = [];
+  if (plan.target.layout !== undefined && plan.target.layout !== FROM_IMAGE) out.push({ path: ['target', 'layout'], message: `a raw image is written whole, partition table included: leave target.layout out (or "${FROM_IMAGE}")` });
+  if (plan.apply.length > 0) out.push({ path: ['apply'], message: 'a raw image is written whole: expected no apply entries' });
+  if (plan.target.minSwap !== undefined) out.push({ path: ['target', 'minSwap'], message: 'a raw image keeps its partitions\' sizes (only target.grow grows one): expected no minSwap' });
+  if (plan.specialize.unattend) out.push({ path: ['specialize', 'unattend'], message: 'not for a raw image: unattend.xml is placed on an NTFS partition a WIM is applied to' });
+  return out;
+}
+
+/** The plan's layout; a raw image's plan has none and means the image's own table, as from-image does. */
+export function planLayout(plan: { target: { layout?: Layout | typeof FROM_IMAGE | undefined } }): Layout | typeof FROM_IMAGE {
+  return plan.target.layout ?? FROM_IMAGE;
+}
 
 export interface PlanProblem {
   path: (string | number)[];

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { httpImageUrl, parseCredentialsFile, parseSourceUrl, renderCredentialsFile, resolveCredentials, uncOf, writeCredentialsFile } from './index.js';
+import { httpImageUrl, parseCredentialsFile, parseSourceUrl, renderCredentialsFile, resolveCredentials, smbUrlFromUnc, uncOf, uncOfUrl, writeCredentialsFile } from './index.js';
 
 describe('source urls', () => {
   it('splits smb into server, share and folder', () => {
@@ -29,6 +29,21 @@ describe('source urls', () => {
     expect(() => parseSourceUrl('file://host/srv')).toThrow(/three slashes/);
     expect(() => parseSourceUrl('media:/../etc')).toThrow(/leaves the share/);
     expect(() => parseSourceUrl('ftp://x/y')).toThrow(/ftp: is not one of/);
+  });
+
+  it('turns a UNC path, as a Windows technician types it, into an smb URL and back', () => {
+    expect(smbUrlFromUnc('\\\\10.0.2.4\\qemu')).toBe('smb://10.0.2.4/qemu');
+    expect(smbUrlFromUnc(' \\\\files.lab\\images\\My Images\\ ')).toBe('smb://files.lab/images/My%20Images');
+    expect(smbUrlFromUnc('//10.0.2.4/qemu/images')).toBe('smb://10.0.2.4/qemu/images');
+    expect(parseSourceUrl(smbUrlFromUnc('\\\\srv\\s\\a#b')!)).toEqual({ kind: 'smb', server: 'srv', share: 's', path: 'a#b' });
+    expect(smbUrlFromUnc('smb://10.0.2.4/qemu')).toBeUndefined();
+    expect(smbUrlFromUnc('/srv/images')).toBeUndefined();
+    expect(() => smbUrlFromUnc('\\\\server')).toThrow(/expected \\\\server\\share/);
+    expect(() => smbUrlFromUnc('\\\\bad name\\s')).toThrow(/not a server name/);
+    expect(() => smbUrlFromUnc('\\\\srv\\s\\..\\x')).toThrow(/leaves the share/);
+    expect(uncOfUrl('smb://10.0.2.4/qemu', 'logs/pe-1.log')).toBe('\\\\10.0.2.4\\qemu\\logs\\pe-1.log');
+    expect(uncOfUrl('smb://files.lab/images/My%20Images')).toBe('\\\\files.lab\\images\\My Images');
+    expect(uncOfUrl('nfs://nas/export')).toBeUndefined();
   });
 
   it('resolves an http image against the url as a folder', () => {

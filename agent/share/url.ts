@@ -77,3 +77,29 @@ export function httpImageUrl(base: URL, image: string): URL {
   const folder = base.pathname.endsWith('/') ? base : new URL(`${base.pathname}/${base.search}`, base);
   return new URL(image.split('/').map(encodeURIComponent).join('/'), folder);
 }
+
+/**
+ * A share as Windows people write it, \\server\share\folder (or //server/share/folder), turned
+ * into the smb:// URL the rest of imagepe takes; undefined for text not in that form. Folder
+ * names are percent-encoded, so spaces and "#" survive the URL.
+ */
+export function smbUrlFromUnc(text: string): string | undefined {
+  const t = text.trim();
+  if (!/^(\\\\|\/\/)/.test(t)) return undefined;
+  const [server, ...rest] = t.slice(2).split(/[\\/]+/).filter(Boolean);
+  if (!server || rest.length === 0) throw bad(t, 'expected \\\\server\\share[\\folder]');
+  if (!/^[A-Za-z0-9._-]+$|^\[[0-9A-Fa-f:.]+\]$/.test(server)) throw bad(t, `"${server}" is not a server name or address`);
+  if (rest.includes('..') || rest.includes('.')) throw new ImagepeError('INVALID_INPUT', `path ${rest.join('\\')} leaves the share`);
+  return `smb://${server}/${rest.map(encodeURIComponent).join('/')}`;
+}
+
+/**
+ * An smb:// URL, and optionally a path under it, as Windows writes it: \\server\share\folder\path.
+ * Undefined for a URL that is not smb.
+ */
+export function uncOfUrl(url: string, below = ''): string | undefined {
+  const loc = parseSourceUrl(url);
+  if (loc.kind !== 'smb') return undefined;
+  const parts = [loc.share, ...loc.path.split('/'), ...below.split('/')].filter(Boolean);
+  return `\\\\${loc.server}\\${parts.join('\\')}`;
+}

@@ -53,7 +53,10 @@ export const deployCommand: CommandModule<{ json: boolean }, DeployArgs> = {
 };
 
 async function ask(s: DiskSummary, planText: string): Promise<boolean> {
-  process.stderr.write(`${planText}\n${renderLayoutTable(s.layout)}\n`);
+  const written = s.layout
+    ? renderLayoutTable(s.layout)
+    : `${s.rawImage?.image} (${s.rawImage?.format} disk image${s.rawImage?.imageBytes !== undefined ? `, ${formatBytes(s.rawImage.imageBytes)}` : ''}) written whole, partition table included`;
+  process.stderr.write(`${planText}\n${written}\n`);
   process.stderr.write(s.holds.length ? `${s.disk} holds: ${s.holds.join('; ')}\n` : `${s.disk} is blank\n`);
   return askYes(`Erase ${s.disk} (${formatBytes(s.sizeBytes)}) and deploy this plan?`);
 }

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { buildCommand } from './build.js';
 import { burnCommand } from './burn.js';
+import { captureRawCommand } from './capture-raw.js';
 import { deployCommand } from './deploy.js';
 import { doctorCommand } from './doctor.js';
 import { generalizeCommand } from './generalize.js';
@@ -13,4 +14,4 @@ import { wimCommands } from './wim.js';
 
 // Every CLI command, in the order --help lists them.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [...wimCommands, generalizeCommand, partitionCommand, planCommand, deployCommand, buildCommand, burnCommand, vmCommand, serveCommand, doctorCommand, setupCommand];
+export const commands: CommandModule<any, any>[] = [...wimCommands, captureRawCommand, generalizeCommand, partitionCommand, planCommand, deployCommand, buildCommand, burnCommand, vmCommand, serveCommand, doctorCommand, setupCommand];

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { capturePlanJsonSchema, FROM_IMAGE, loadAnyPlan, planJsonSchema, type CapturePlan, type DeployPlan } from '../../agent/plan/index.js';
+import { capturePlanJsonSchema, FROM_IMAGE, isRawSource, loadAnyPlan, planJsonSchema, planLayout, type CapturePlan, type DeployPlan } from '../../agent/plan/index.js';
 import { printJson } from '../output.js';
 
 type ValidateArgs = { json: boolean; file: string };
@@ -49,15 +49,16 @@ export function redactCapture(plan: CapturePlan): CapturePlan {
 }
 
 export function summary(plan: DeployPlan): string {
-  const layout = plan.target.layout;
-  const parts = layout === FROM_IMAGE ? ['recorded in the image (from-image)'] : layout.partitions.map((p) => `${p.name} ${p.size} ${p.format}${p.mount ? ` ${p.mount}` : ''}`);
+  const layout = planLayout(plan);
+  const raw = isRawSource(plan.source);
+  const parts = raw ? [`the raw image's own, grown to the disk${plan.target.grow ? ` (grow: ${plan.target.grow})` : ''}`] : layout === FROM_IMAGE ? ['recorded in the image (from-image)'] : layout.partitions.map((p) => `${p.name} ${p.size} ${p.format}${p.mount ? ` ${p.mount}` : ''}`);
   const lines = [
-    `  source:     ${plan.source.url} ${plan.source.image} (image ${plan.source.index})${plan.source.sha256 ? ', sha256 given' : ''}`,
+    `  source:     ${plan.source.url} ${plan.source.image} (${raw ? 'raw disk image' : `image ${plan.source.index}`})${plan.source.sha256 ? ', sha256 given' : ''}`,
     `  target:     ${plan.target.disk ? ('path' in plan.target.disk ? plan.target.disk.path : `the ${plan.target.disk.pick} disk that matches`) : '(--disk)'}, ${layout === FROM_IMAGE ? 'table from the image' : layout.table}${plan.target.wipe ? ', wipe' : ''}`,
     `  layout:     ${parts.join('; ')}`,
-    `  apply:      ${plan.apply.length ? plan.apply.map((a) => `${a.index ?? plan.source.index} -> ${a.partition}`).join(', ') : `${plan.source.index} -> the partition it was captured from`}`,
+    raw ? '  apply:      the whole image, block for block' : `  apply:      ${plan.apply.length ? plan.apply.map((a) => `${a.index ?? plan.source.index} -> ${a.partition}`).join(', ') : `${plan.source.index} -> the partition it was captured from`}`,
     `  specialize: ${plan.specialize.hostname ? `hostname ${plan.specialize.hostname}, ` : ''}machine-id ${plan.specialize.machineId}${plan.specialize.removeSshHostKeys ? ', SSH host keys removed' : ''}${plan.specialize.files.length ? `, ${plan.specialize.files.length} files` : ''}${plan.specialize.unattend ? ', unattend.xml' : ''}`,
-    `  bootloader: ${plan.bootloader.type === 'none' ? 'none' : `grub for ${plan.bootloader.firmware}`}`,
+    `  bootloader: ${raw ? "the image's own" : plan.bootloader.type === 'none' ? 'none' : `grub for ${plan.bootloader.firmware}`}`,
     `  after:      ${plan.after}`,
   ];
   return `${lines.join('\n')}\n`;

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { ImagepeError } from '../../core/index.js';
-import { QEMU_RUNTIMES, startVm, type PortForward, type QemuRuntimeName } from '../../qemu-tests/index.js';
+import { attachTerminal, CONSOLE_ESCAPE_HELP, QEMU_RUNTIMES, startVm, type AttachedTerminal, type PortForward, type QemuRuntimeName } from '../../qemu-tests/index.js';
 import { printJson } from '../output.js';
 
 interface VmArgs {
@@ -18,8 +18,14 @@ interface VmArgs {
   runtime?: QemuRuntimeName;
   forward: string[];
   'wait-for'?: string;
-  timeout: number;
+  timeout?: number;
+  interactive?: boolean;
+  reboot: boolean;
 }
+
+/** Without --timeout: 10 minutes for a script, a day for a person at the terminal. */
+const DEFAULT_TIMEOUT_S = 600;
+const INTERACTIVE_TIMEOUT_S = 24 * 3600;
 
 /** "tcp:2222:22" → host port 2222 on 127.0.0.1 to guest port 22. */
 export function parseForward(text: string): PortForward {
@@ -62,13 +68,24 @@ export const vmCommand: CommandModule<{ json: boolean }, VmArgs> = {
       })
       .option('forward', { type: 'string', array: true, default: [] as string[], describe: 'Forward 127.0.0.1:HOSTPORT to the guest: tcp:2222:22 (repeatable)' })
       .option('wait-for', { type: 'string', describe: 'Stop the VM and exit 0 once the agent sends this event type (ready, ...)' })
-      .option('timeout', { type: 'number', default: 600, describe: 'Seconds before the VM is stopped and the command fails' })
+      .option('timeout', { type: 'number', describe: `Seconds before the VM is stopped and the command fails (default ${DEFAULT_TIMEOUT_S}; in terminal mode a day)` })
+      .option('interactive', {
+        type: 'boolean',
+        describe:
+          'Terminal mode: this terminal becomes the serial console (raw mode; Ctrl-C goes to the guest; Ctrl-A x quits, Ctrl-A c runs a QEMU monitor command, Ctrl-A h lists the keys). Default: on when standard input is a terminal and --json is not given',
+      })
+      .option('reboot', { type: 'boolean', default: false, describe: 'A guest reboot restarts the VM; without it QEMU exits, as a deploy test expects' })
       .example('$0 vm --iso out/imagepe.iso --disk target.qcow2 --share ./images --uefi', 'boot the PE with a target disk and an image share')
       .example('$0 vm --iso out/imagepe.iso --disk t.qcow2 --secure-boot --wait-for ready', 'check that the PE starts with Secure Boot on')
+      .example('$0 vm --iso out/imagepe.iso --disk t.qcow2 --reboot', 'answer the technician console yourself (Ctrl-A x quits)')
       .example('$0 vm --iso out/imagepe.iso --disk t.qcow2 --wait-for ready --json', 'check that the PE boots, from a script')
       .example('$0 vm --iso out/imagepe.iso --disk t.qcow2 --runtime container', 'the same with QEMU, OVMF and Samba from the pinned image') as Argv<VmArgs>,
   handler: async (a) => {
     const forwards = a.forward.map(parseForward);
+    const interactive = a.interactive ?? (process.stdin.isTTY === true && !a.json);
+    if (interactive && !process.stdin.isTTY) throw new ImagepeError('INVALID_INPUT', '--interactive needs a terminal on standard input', { hint: 'Run it in a terminal, or leave --interactive out.' });
+    if (interactive && a.json) throw new ImagepeError('INVALID_INPUT', '--interactive and --json do not go together: the console and the JSON lines would share standard output', { hint: 'Leave one of them out.' });
+    const timeout = a.timeout ?? (interactive ? INTERACTIVE_TIMEOUT_S : DEFAULT_TIMEOUT_S);
     const abort = new AbortController();
     const onSignal = () => abort.abort();
     process.once('SIGINT', onSignal);
@@ -85,30 +102,43 @@ export const vmCommand: CommandModule<{ json: boolean }, VmArgs> = {
       forwards,
       memoryMiB: a.memory,
       accel: a.accel,
+      allowReboot: a.reboot,
       ...(a.runtime ? { runtime: a.runtime } : {}),
       // A first container run builds the image: say so, it takes a while.
       events: (e) => {
         if (e.type === 'message' && !a.json) process.stderr.write(`imagepe vm: ${e.text}\n`);
       },
-      lifetimeMs: a.timeout * 1000 + 10_000,
+      lifetimeMs: timeout * 1000 + 10_000,
       signal: abort.signal,
-      onSerialLine: a.json ? undefined : (line) => process.stdout.write(`${line}\n`),
+      // A terminal gets the console byte for byte: prompts end without a newline.
+      ...(interactive ? { onSerialData: (chunk: Buffer) => void process.stdout.write(chunk) } : {}),
+      onSerialLine: a.json || interactive ? undefined : (line) => process.stdout.write(`${line}\n`),
       onEvent: a.json ? (event) => printJson(event) : undefined,
     });
     if (!a.json) {
       process.stderr.write(`imagepe vm: ${vm.runtime}; ${vm.accel.accel} (${vm.accel.reason}); serial log ${vm.logPath}\n`);
       if (a['secure-boot']) process.stderr.write("imagepe vm: Secure Boot enforced with Microsoft's keys; machine q35 with SMM (OVMF's Secure Boot build hangs without it)\n");
     }
+    let terminal: AttachedTerminal | undefined;
+    if (interactive) {
+      process.stderr.write(`imagepe vm: this terminal is the serial console; Ctrl-C goes to the guest.\n${CONSOLE_ESCAPE_HELP.map((l) => `imagepe vm:   ${l}\n`).join('')}`);
+      terminal = attachTerminal(vm, process.stdin, process.stderr);
+    }
+    const quit = terminal?.quitRequested.then(() => 'quit' as const);
     try {
-      if (a['wait-for']) {
-        const event = await vm.waitForEvent(a['wait-for'] as 'ready', a.timeout * 1000);
-        if (a.json) printJson({ type: 'result', operation: 'vm', event: event.type, seconds: vm.elapsedSeconds(), log: vm.logPath });
-        else process.stderr.write(`imagepe vm: "${event.type}" after ${vm.elapsedSeconds().toFixed(1)} s\n`);
-      } else {
-        const exit = await vm.waitForExit(a.timeout * 1000);
-        if (a.json) printJson({ type: 'result', operation: 'vm', exitCode: exit.exitCode ?? null, seconds: vm.elapsedSeconds(), log: vm.logPath });
-      }
+      const waiting = a['wait-for'] ? vm.waitForEvent(a['wait-for'] as 'ready', timeout * 1000) : vm.waitForExit(timeout * 1000);
+      const outcome = await (quit ? Promise.race([waiting, quit]) : waiting);
+      if (outcome === 'quit') {
+        // Stopping the VM ends the wait too; its failure is not one.
+        waiting.catch(() => undefined);
+        terminal?.detach();
+        process.stderr.write(`\nimagepe vm: quit (Ctrl-A x) after ${vm.elapsedSeconds().toFixed(1)} s; stopping the VM\n`);
+      } else if ('type' in outcome) {
+        if (a.json) printJson({ type: 'result', operation: 'vm', event: outcome.type, seconds: vm.elapsedSeconds(), log: vm.logPath });
+        else process.stderr.write(`imagepe vm: "${outcome.type}" after ${vm.elapsedSeconds().toFixed(1)} s\n`);
+      } else if (a.json) printJson({ type: 'result', operation: 'vm', exitCode: outcome.exitCode ?? null, seconds: vm.elapsedSeconds(), log: vm.logPath });
     } finally {
+      terminal?.detach();
       await vm.stop();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -21,7 +21,12 @@ function captureOptions<T>(y: Argv<T>) {
     .option('unix-data', { type: 'boolean', default: true, describe: 'Keep owners, modes, special files and xattrs of a Linux source (--no-unix-data to drop them)' })
     .option('boot', { type: 'boolean', default: false, describe: 'Mark the new image bootable' })
     .option('flags', { type: 'string', describe: 'The FLAGS property of the image (Windows edition id)' })
-    .option('space-check', { type: 'boolean', default: true, describe: 'Check free space before starting (--no-space-check to skip)' });
+    .option('space-check', { type: 'boolean', default: true, describe: 'Check free space before starting (--no-space-check to skip)' })
+    .option('cross-filesystems', {
+      type: 'boolean',
+      default: false,
+      describe: 'Also capture filesystems mounted below the source (tmpfs, bind mounts, other disks); by default their mount points are kept as empty directories and listed',
+    });
 }
 
 function capturePositionals<T>(y: Argv<T>) {
@@ -42,6 +47,7 @@ type CaptureArgs = Global & {
   boot: boolean;
   flags?: string;
   'space-check': boolean;
+  'cross-filesystems': boolean;
   pipable?: boolean;
 };
 
@@ -58,13 +64,15 @@ function toCaptureOptions(a: CaptureArgs): imaging.CaptureOptions {
     bootable: a.boot,
     flags: a.flags,
     skipSpaceCheck: !a['space-check'],
+    crossFilesystems: a['cross-filesystems'],
     pipable: a.pipable,
   };
 }
 
 function captureSummary(verb: string, r: imaging.CaptureResult, wim: WimInfo): string {
   const img = r.image;
-  return `${verb} image ${img.index} "${img.name}" into ${r.wimPath}: ${img.fileCount} files, ${img.directoryCount} directories, ${formatBytes(img.totalBytes)} of data; WIM is now ${formatBytes(wim.sizeBytes)} (${wim.compression}) — ${formatDuration(r.durationMs / 1000)}`;
+  const skipped = r.skippedMounts.length ? `\nSkipped ${r.skippedMounts.length} mount point(s) of other filesystems, kept as empty directories (--cross-filesystems includes them): ${r.skippedMounts.join(', ')}` : '';
+  return `${verb} image ${img.index} "${img.name}" into ${r.wimPath}: ${img.fileCount} files, ${img.directoryCount} directories, ${formatBytes(img.totalBytes)} of data; WIM is now ${formatBytes(wim.sizeBytes)} (${wim.compression}) — ${formatDuration(r.durationMs / 1000)}${skipped}`;
 }
 
 const captureCommand: CommandModule<Global, CaptureArgs> = {
@@ -79,7 +87,7 @@ const captureCommand: CommandModule<Global, CaptureArgs> = {
   handler: async (a) => {
     const r = await withProgress(`Capturing ${a.source} → ${a.wim}`, a.json, (events) => imaging.capture(a.source, a.wim, { ...toCaptureOptions(a), events }));
     const wim = await imaging.info(a.wim);
-    if (a.json) printJson({ type: 'result', operation: 'capture', wim: a.wim, image: r.image, wimSizeBytes: wim.sizeBytes, durationMs: r.durationMs });
+    if (a.json) printJson({ type: 'result', operation: 'capture', wim: a.wim, image: r.image, wimSizeBytes: wim.sizeBytes, skippedMounts: r.skippedMounts, durationMs: r.durationMs });
     else process.stdout.write(`${captureSummary('Captured', r, wim)}\n`);
   },
 };
@@ -91,7 +99,7 @@ const appendCommand: CommandModule<Global, CaptureArgs> = {
   handler: async (a) => {
     const r = await withProgress(`Appending ${a.source} → ${a.wim}`, a.json, (events) => imaging.append(a.source, a.wim, { ...toCaptureOptions(a), events }));
     const wim = await imaging.info(a.wim);
-    if (a.json) printJson({ type: 'result', operation: 'append', wim: a.wim, image: r.image, wimSizeBytes: wim.sizeBytes, durationMs: r.durationMs });
+    if (a.json) printJson({ type: 'result', operation: 'append', wim: a.wim, image: r.image, wimSizeBytes: wim.sizeBytes, skippedMounts: r.skippedMounts, durationMs: r.durationMs });
     else process.stdout.write(`${captureSummary('Appended', r, wim)}\n`);
   },
 };
@@ -103,7 +111,7 @@ const applyCommand: CommandModule<Global, ApplyArgs> = {
   describe: 'Apply an image to a directory or an unmounted NTFS volume',
   builder: (y) =>
     y
-      .positional('wim', { type: 'string', demandOption: true })
+      .positional('wim', { type: 'string', demandOption: true, describe: 'A WIM, or the first part of a split WIM (x.swm; x2.swm, ... are read from beside it)' })
       .positional('image', { type: 'string', demandOption: true, describe: 'Image index (1-based) or name' })
       .positional('target', { type: 'string', describe: 'Directory, or NTFS volume (block device or image file)' })
       .option('force', { type: 'boolean', default: false, describe: 'Apply into a target that is not empty' })
@@ -294,7 +302,7 @@ const unmountCommand: CommandModule<Global, UnmountArgs> = {
 type SplitArgs = Global & { wim: string; swm: string; size: number; check: boolean };
 const splitCommand: CommandModule<Global, SplitArgs> = {
   command: 'split <wim> <swm> <size>',
-  describe: 'Split a WIM into SWM parts of SIZE MiB (4095 for FAT32)',
+  describe: 'Split a WIM into SWM parts of SIZE MiB (4095 for FAT32); apply, verify, dir, mount, export and deploy take the first part and find the rest beside it',
   builder: (y) =>
     y
       .positional('wim', { type: 'string', demandOption: true })

@@ -32,6 +32,9 @@ export const captureStep = defineStep({
       ...(dest.description ? { description: dest.description } : {}),
       check: dest.integrity,
       unixData: !ntfs,
+      // The tree is the reference's filesystems that its fstab names, mounted here for this capture
+      // on purpose; its /proc, /sys and /dev hold nothing, as nothing is mounted on them here.
+      crossFilesystems: true,
       ...(ctx.recorded ? { properties: { [LAYOUT_PROPERTY]: JSON.stringify(ctx.recorded) } } : {}),
       events: io.events,
       ...signalOpt,

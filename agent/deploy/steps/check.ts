@@ -1,12 +1,12 @@
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { formatBytes, ImagepeError, parseSize, pathKind } from '../../../core/index.js';
 import * as imaging from '../../../imaging/index.js';
 import * as partition from '../../../partition/index.js';
 import { LAYOUT_PROPERTY, parseRecordedLayout } from '../../capture/index.js';
 import { keepIdentities, type RecordedImage } from '../identities.js';
-import { FROM_IMAGE, formatPath, layoutProblems, PlanError, type DeployPlan } from '../../plan/index.js';
+import { FROM_IMAGE, formatPath, layoutProblems, planLayout, PlanError, type DeployPlan } from '../../plan/index.js';
 import { defineStep, need, type StepIO } from '../../steps/index.js';
 import { confirmDisk, resolveTargetLayout, type DeployContext } from '../context.js';
 import { assertSha256, download, sha256File } from '../hash.js';
@@ -38,6 +38,7 @@ export const checkStep = defineStep({
       how = `${arrival} (pipable WIM, ${formatBytes(remote.sizeBytes)}): every file's SHA-1 checked as it arrives${source.sha256 ? ', the sha256 at the end' : ''}`;
     } else if (share.imageUrl) {
       const url = share.imageUrl;
+      if (/\.swm$/i.test(source.image)) throw splitOverHttp(url.href);
       const dest = join(ctx.options.scratchDir ?? tmpdir(), `imagepe-${process.pid}-${basename(source.image)}`);
       io.cleanup.add(`remove ${dest}`, () => rm(dest, { force: true }));
       const got = await download(url, dest, { onProgress: io.progress, ...signalOpt });
@@ -53,6 +54,18 @@ export const checkStep = defineStep({
       } else how = '';
     }
     let wim = remote ? remote.info : await imaging.info(need(ctx.wimPath, 'the image'), signalOpt);
+    let splitNote = '';
+    if (wim.totalParts > 1) {
+      if (share.imageUrl) throw splitOverHttp(share.imageUrl.href);
+      // Every part before the disk is touched: apply reads them all (beside the first, as split names them).
+      const local = need(ctx.wimPath, 'the image');
+      const parts = await imaging.splitParts(local).catch((e: unknown) => {
+        // Name the parts as the plan names the image, not by the share's mount point in the PE.
+        if (e instanceof ImagepeError) throw new ImagepeError(e.code, e.message.split(dirname(local)).join(dirname(`${source.url.replace(/\/$/, '')}/${source.image}`)), { cause: e, ...(e.hint ? { hint: e.hint.split(dirname(local)).join(source.url) } : {}) });
+        throw e;
+      });
+      splitNote = `; split WIM, all ${parts.length} parts found${source.sha256 ? ' (the sha256 is the first part\'s)' : ''}`;
+    }
     if (!source.sha256 && !remote) {
       if (wim.hasIntegrityTable) {
         wim = await imaging.info(need(ctx.wimPath, 'the image'), { check: true, ...signalOpt });
@@ -62,6 +75,7 @@ export const checkStep = defineStep({
         io.warn(`${source.image} was not verified: give source.sha256 in the plan, or capture with an integrity table (--check)`);
       }
     }
+    how += splitNote;
     // Messages name the image as the plan does, not by the share's mount point in the PE.
     const shownWim = { ...wim, path: share.imageUrl ? share.imageUrl.href : `${source.url.replace(/\/$/, '')}/${source.image}` };
     const image = imaging.selectImage(shownWim, source.index);
@@ -75,7 +89,8 @@ export const checkStep = defineStep({
     let replannedNotes: string[] = [];
     if (!ctx.layout) {
       let layout: partition.Layout;
-      if (ctx.plan.target.layout === FROM_IMAGE) {
+      const planned = planLayout(ctx.plan);
+      if (planned === FROM_IMAGE) {
         const resolved = layoutFromImage(ctx.plan, recorded, where);
         ctx.plan = resolved.plan;
         const { grow = recorded!.imagePartition, minSwap } = ctx.plan.target;
@@ -87,7 +102,7 @@ export const checkStep = defineStep({
         for (const n of replanned.notes) io.info(`re-planned: ${n}`);
         replannedNotes = replanned.notes;
         layout = replanned.layout;
-      } else layout = ctx.plan.target.layout;
+      } else layout = planned;
       if (ctx.plan.target.identities === 'keep') {
         // A streamed image has its identities recorded (streamable() made sure): fstab is only the fallback.
         const fstab = ctx.remote ? undefined : await imaging.readImageFile(need(ctx.wimPath, 'the image'), rootImageIndex(ctx.plan, layout) ?? image.index, '/etc/fstab', signalOpt);
@@ -135,6 +150,13 @@ async function streamable(ctx: DeployContext, url: URL, io: StepIO): Promise<ima
     return undefined;
   }
   return remote;
+}
+
+/** A split WIM's parts are separate files that apply reads side by side; over HTTP only one file is fetched. */
+function splitOverHttp(href: string): ImagepeError {
+  return new ImagepeError('UNSUPPORTED', `${href} is (part of) a split WIM, which cannot be deployed from an http:// URL: only the first part would be fetched`, {
+    hint: 'Join the parts into one WIM on the server (imagepe export FIRST.swm all WHOLE.wim, --pipable to stream it), or deploy the .swm parts from an SMB/NFS share.',
+  });
 }
 
 /** Refuses, before any write, a layout with a partition too small for what the reference had on the filesystems that land on it. */

@@ -1,6 +1,6 @@
 import { ImagepeError } from '../../../core/index.js';
 import * as partition from '../../../partition/index.js';
-import { FROM_IMAGE } from '../../plan/index.js';
+import { FROM_IMAGE, isRawSource, planLayout } from '../../plan/index.js';
 import { defineStep, openDisk } from '../../steps/index.js';
 import { confirmDisk, resolveTargetLayout, type DeployContext } from '../context.js';
 import { recognizeDeploy } from '../markers.js';
@@ -27,13 +27,14 @@ export const diskStep = defineStep({
     ctx.diskShown = chosen.path;
     ({ device: ctx.device, disk: ctx.disk } = await openDisk(io, chosen, { sectorSize: options.sectorSize }));
     // A layout from the image, or one that takes the image's identities, is resolved at check, once the image is read.
-    if (plan.target.layout !== FROM_IMAGE && plan.target.identities !== 'keep') ctx.layout = resolveTargetLayout(ctx, plan.target.layout);
+    const planned = planLayout(plan);
+    if (planned !== FROM_IMAGE && plan.target.identities !== 'keep') ctx.layout = resolveTargetLayout(ctx, planned);
     await partition.assertDiskFree(ctx.device, ctx.diskShown);
     ctx.holds = await partition.describeContents(ctx.device, io.runOpts, recognizeDeploy);
     if (ctx.holds.length > 0 && !(ctx.layout?.wipe ?? plan.target.wipe)) {
       throw new ImagepeError('REFUSED', `${ctx.diskShown} is not blank: it holds ${ctx.holds.join('; ')}`, { hint: 'Set target.wipe: true in the plan to erase it, or choose another disk.' });
     }
     if (ctx.layout) await confirmDisk(ctx, ctx.layout);
-    return `${ctx.diskShown}${ctx.device !== ctx.diskShown ? ` (${ctx.device})` : ''}, ${ctx.layout?.table ?? (plan.target.layout === FROM_IMAGE ? 'layout from the image' : 'layout resolved once the image is read')}, ${ctx.holds.length ? `wiping: ${ctx.holds.join('; ')}` : 'blank'}`;
+    return `${ctx.diskShown}${ctx.device !== ctx.diskShown ? ` (${ctx.device})` : ''}, ${ctx.layout?.table ?? (isRawSource(plan.source) ? 'the image brings its table' : planned === FROM_IMAGE ? 'layout from the image' : 'layout resolved once the image is read')}, ${ctx.holds.length ? `wiping: ${ctx.holds.join('; ')}` : 'blank'}`;
   },
 });

@@ -1,4 +1,5 @@
 import { stepNames } from '../../steps/index.js';
+import { rawDeploySteps } from '../raw/index.js';
 import { applyStep } from './apply.js';
 import { bootloaderStep } from './bootloader.js';
 import { checkStep } from './check.js';
@@ -18,4 +19,6 @@ import { verifyStep } from './verify.js';
  */
 export const deploySteps = [planStep, diskStep, shareStep, checkStep, partitionStep, formatStep, applyStep, remapStep, specializeStep, initramfsStep, bootloaderStep, verifyStep] as const;
 
-export const DEPLOY_STEPS = stepNames(deploySteps);
+/** Every step name a deploy's events may carry: a WIM deploy's, then those only a raw image's deploy has (write, grow, system). */
+export const DEPLOY_STEPS = [...new Set([...stepNames(deploySteps), ...stepNames(rawDeploySteps)])] as [DeployStepName, ...DeployStepName[]];
+type DeployStepName = (typeof deploySteps)[number]['name'] | (typeof rawDeploySteps)[number]['name'];

@@ -1,4 +1,4 @@
-import { expandHostname, FROM_IMAGE, readMachineFacts } from '../../plan/index.js';
+import { expandHostname, FROM_IMAGE, isRawSource, readMachineFacts } from '../../plan/index.js';
 import { defineStep } from '../../steps/index.js';
 import type { DeployContext } from '../context.js';
 
@@ -12,6 +12,8 @@ export const planStep = defineStep({
     const { plan } = ctx;
     if (plan.specialize.hostname) ctx.hostname = expandHostname(plan.specialize.hostname, ctx.options.facts ?? (await readMachineFacts()));
     const count = Math.max(1, plan.apply.length);
-    return `${count} image${count > 1 ? 's' : ''} from ${plan.source.url}${plan.target.layout === FROM_IMAGE ? ', layout from the image' : ''}${ctx.hostname ? `, hostname ${ctx.hostname}` : ''}`;
+    const what = isRawSource(plan.source) ? `raw disk image ${plan.source.image}` : `${count} image${count > 1 ? 's' : ''}`;
+    const layout = isRawSource(plan.source) ? ', written whole' : plan.target.layout === FROM_IMAGE ? ', layout from the image' : '';
+    return `${what} from ${plan.source.url}${layout}${ctx.hostname ? `, hostname ${ctx.hostname}` : ''}`;
   },
 });

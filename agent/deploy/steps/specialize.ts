@@ -66,8 +66,10 @@ export const specializeStep = defineStep({
   },
 });
 
-/** A Linux tree was applied to a root filesystem: the image is a Linux system to specialize. */
+/** A Linux tree was applied to a root filesystem (or a raw image's Linux root is mounted): the image is a Linux system to specialize. */
 export function linuxApplied(ctx: DeployContext): boolean {
+  // A raw image: the system step found and mounted its Linux root, or there is none.
+  if (ctx.raw) return ctx.targetRoot !== undefined;
   return treePartitionAt(ctx, '/') !== undefined && ctx.plan.apply.some((a) => partitionNamed(ctx, a.partition).fsType !== 'ntfs');
 }
 

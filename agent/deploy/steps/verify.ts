@@ -166,8 +166,11 @@ async function missingFiles(wimPath: string, index: number, dir: string, mount: 
   return { checked: sample.length, paths };
 }
 
-/** What boot readiness is judged on, read from the deployed system. */
-async function bootFacts(ctx: DeployContext, io: StepIO): Promise<BootFacts> {
+/**
+ * What boot readiness is judged on, read from the deployed system: the grub.cfg the bootloader
+ * step wrote, or a raw image's own (/boot/grub/grub.cfg on the filesystem holding /boot).
+ */
+export async function bootFacts(ctx: DeployContext, io: StepIO): Promise<BootFacts> {
   const root = need(ctx.targetRoot, 'the target tree');
   const read = (p: string) => readFile(join(root, p), 'utf8').catch(() => undefined);
   const bootPart = bootPartition(ctx);
@@ -175,8 +178,8 @@ async function bootFacts(ctx: DeployContext, io: StepIO): Promise<BootFacts> {
   // GRUB names files from the top of the filesystem; a btrfs subvolume mounted here (subvol=@) is /@ to it.
   const subvol = treeMountAt(ctx, bootPart.mount)?.subvolume;
   const inTree = (p: string) => (subvol && p.startsWith(`/${subvol}/`) ? p.slice(subvol.length + 1) : p);
-  const grub = ctx.grub;
-  const grubCfg = grub ? await readFile(join(bootMount, grub.grubCfg), 'utf8').catch(() => undefined) : undefined;
+  const grubCfgPath = ctx.grub?.grubCfg ?? (ctx.raw ? (bootPart.mount === '/boot' ? '/grub/grub.cfg' : '/boot/grub/grub.cfg') : undefined);
+  const grubCfg = grubCfgPath ? await readFile(join(bootMount, grubCfgPath), 'utf8').catch(() => undefined) : undefined;
   const entries = grubCfg ? bootEntries(grubCfg) : [];
   const existing = new Set<string>();
   for (const e of entries) for (const p of [e.kernel, e.initrd]) if (p && (await pathKind(join(bootMount, inTree(p)))) === 'file') existing.add(p);
@@ -195,7 +198,7 @@ async function bootFacts(ctx: DeployContext, io: StepIO): Promise<BootFacts> {
     lvmRoot: rootVolume?.volumeGroup ? { volume: rootVolume.name, tools: (await systemHas(root, 'sbin/lvm')) || (await systemHas(root, 'usr/sbin/lvm')) } : undefined,
     fstab: await read('etc/fstab'),
     crypttab: await read('etc/crypttab'),
-    grubCfg: grubCfg !== undefined && grub ? { path: bootPart.mount === '/' ? grub.grubCfg : `${bootPart.mount}${grub.grubCfg}`, text: grubCfg } : undefined,
+    grubCfg: grubCfg !== undefined && grubCfgPath ? { path: bootPart.mount === '/' ? grubCfgPath : `${bootPart.mount}${grubCfgPath}`, text: grubCfg } : undefined,
     bootFileExists: (p) => existing.has(p),
     initramfsResume,
     ssh: { server: await systemHas(root, 'usr/sbin/sshd'), wanted: specialize.sshHostKeys === 'new' || !specialize.removeSshHostKeys, hostKeys: await hostKeys(root) },
