@@ -12,7 +12,7 @@ type DeployArgs = { json: boolean; plan: string; disk: string | undefined; yes: 
 
 export const deployCommand: CommandModule<{ json: boolean }, DeployArgs> = {
   command: 'deploy',
-  describe: 'Deploy an image to a disk (or disk image file) from a plan: partition, apply, specialize, make bootable, verify',
+  describe: 'Deploy an image to a disk (or disk image file) from a plan: a WIM is partitioned, applied, specialized, made bootable and verified; a raw disk image (.img, .raw, .zst/.xz/.gz, .qcow2) is written whole and read back, grown to the disk, specialized and verified',
   builder: (y) =>
     y
       .option('plan', { type: 'string', demandOption: true, describe: 'The deploy plan (YAML or JSON)' })
