@@ -16,7 +16,7 @@ export const PACKAGE_GROUPS = {
     'partclone', 'bmap-tools',
     // builder and ISO: the PE's kernel, busybox and the disk tools it harvests, GRUB for both firmwares
     'linux-image-amd64', 'busybox-static', 'xorriso', 'grub-pc-bin', 'grub-efi-amd64-bin', 'grub-common', 'grub2-common', 'efibootmgr',
-    'squashfs-tools', 'mtools', 'zstd', 'cpio', 'kmod',
+    'squashfs-tools', 'mtools', 'zstd', 'xz-utils', 'cpio', 'kmod',
     // Secure Boot: Debian's signed shim and GRUB for the ISO, the PXE bundle and deployed disks
     'shim-signed', 'shim-helpers-amd64-signed', 'grub-efi-amd64-signed',
     // imagepe vm and the deploy share
