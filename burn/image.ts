@@ -83,6 +83,16 @@ export interface ExpectedSha256 {
 const HEX64 = /^[0-9a-f]{64}$/i;
 
 /**
+ * The hash an IMAGE.sha256 file holds: its first word (what `sha256sum IMAGE > IMAGE.sha256`
+ * writes, or the bare hash), lower case. Throws INVALID_INPUT naming `where` when it is not one.
+ */
+export function sha256FileHash(text: string, where: string): string {
+  const hex = text.trim().split(/\s+/)[0] ?? '';
+  if (!HEX64.test(hex)) throw new ImagepeError('INVALID_INPUT', `${where} does not start with a sha256`, { hint: 'Write it with sha256sum IMAGE > IMAGE.sha256, or remove it.' });
+  return hex.toLowerCase();
+}
+
+/**
  * The sha256 the image must have: `given` (CLI --sha256) when set, else the first hash in
  * `IMAGE.sha256` (what `sha256sum IMAGE > IMAGE.sha256` writes, or the bare hash), else the line
  * for the image's name in a `SHA256SUMS` beside it (sha256sum's format, `*` for binary mode and
@@ -96,11 +106,7 @@ export async function expectedSha256(image: string, given?: string): Promise<Exp
   }
   const own = `${image}.sha256`;
   const ownText = await readFile(own, 'utf8').catch(() => undefined);
-  if (ownText !== undefined) {
-    const hex = ownText.trim().split(/\s+/)[0] ?? '';
-    if (!HEX64.test(hex)) throw new ImagepeError('INVALID_INPUT', `${own} does not start with a sha256`, { hint: 'Write it with sha256sum IMAGE > IMAGE.sha256, or remove it.' });
-    return { hex: hex.toLowerCase(), source: own };
-  }
+  if (ownText !== undefined) return { hex: sha256FileHash(ownText, own), source: own };
   const sums = join(dirname(image), 'SHA256SUMS');
   const sumsText = await readFile(sums, 'utf8').catch(() => undefined);
   const name = basename(image);

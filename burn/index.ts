@@ -8,5 +8,5 @@ export { planBurn, burn, DEFAULT_BLOCK_SIZE, DEFAULT_REWRITE_ATTEMPTS, type Plan
 export { describeTarget, burnRefusals, refusalError, targetFromLsblk, type TargetDescription, type TargetPartition, type TargetProbes, type DescribeTargetOptions, type Refusal, type RefusalContext } from './target.js';
 export { parseSeekOutput, roundExtents, findDataExtents, type Extent, type DataExtents } from './extents.js';
 export { planBlocks, CLEAR_END_BYTES, type Block, type BlockPlan, type PlanInput } from './plan.js';
-export { expectedSha256, disksHolding, mountOf, splitDev, type ExpectedSha256 } from './image.js';
+export { expectedSha256, sha256FileHash, disksHolding, mountOf, splitDev, type ExpectedSha256 } from './image.js';
 export { alignedBuffers } from './aligned.js';

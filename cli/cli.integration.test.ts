@@ -1,22 +1,13 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { CLI_MAIN as MAIN, runImagepe } from '../test-support/cli.js';
 import { removeDir, tempDir } from '../test-support/tree.js';
 
 // The CLI is tested as users run it: the built entry point (npm test builds first).
-const MAIN = resolve('dist/cli/main.js');
-const exec = promisify(execFile);
 
 async function imagepe(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec('node', [MAIN, ...args], { maxBuffer: 64 * 1024 * 1024 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
+  return runImagepe(args);
 }
 
 let work: string;

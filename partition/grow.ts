@@ -5,7 +5,7 @@ import { ImagepeError, ignoreEvents, pathKind, run, unmount, type EventSink, typ
 import { readTable, waitForPartitions } from './apply.js';
 import { attachImageFile, detachLoop } from './loop.js';
 import { assertDiskFree, probeFilesystem } from './target.js';
-import type { SfdiskTable } from './verify.js';
+import { partitionNumber, type SfdiskTable } from './verify.js';
 
 type RunOptsFn = (what: string, timeoutMs?: number) => RunOptions;
 type TablePartition = NonNullable<SfdiskTable['partitions']>[number];
@@ -73,10 +73,6 @@ const MBR_EXTENDED = [0x05, 0x0f, 0x85];
 const MBR_SWAP = 0x82;
 const FS_TIMEOUT_MS = 30 * 60_000;
 
-export function partitionNumberOf(node: string): number {
-  return Number(/(\d+)$/.exec(node)?.[1] ?? NaN);
-}
-
 function isExtended(table: SfdiskTable, p: TablePartition): boolean {
   return table.label === 'dos' && MBR_EXTENDED.includes(parseInt(p.type, 16));
 }
@@ -87,7 +83,7 @@ function isSwap(table: SfdiskTable, p: TablePartition, fsType: string | undefine
 }
 
 function describe(table: SfdiskTable, p: TablePartition, fsType: string | undefined): string {
-  const n = partitionNumberOf(p.node);
+  const n = partitionNumber(p.node);
   if (isExtended(table, p)) return `partition ${n} (an extended partition)`;
   const name = p.name ? ` "${p.name}"` : '';
   return `partition ${n}${name} (${fsType ?? 'no filesystem'}, type ${p.type})`;
@@ -105,7 +101,7 @@ function describe(table: SfdiskTable, p: TablePartition, fsType: string | undefi
 export function planGrow(input: GrowPlanInput): GrowPlan {
   const { table, lastUsable, sectorSize } = input;
   const grain = Math.max(1, Math.floor((1024 * 1024) / sectorSize));
-  const fsOf = (p: TablePartition) => input.fsTypes.get(partitionNumberOf(p.node));
+  const fsOf = (p: TablePartition) => input.fsTypes.get(partitionNumber(p.node));
   const parts = [...(table.partitions ?? [])].sort((a, b) => a.start - b.start);
   if (parts.length === 0) throw new ImagepeError('NOT_FOUND', 'the disk has a partition table without partitions', { hint: 'There is nothing to grow; write the image to the disk first.' });
   const beyond = parts.find((p) => p.start + p.size - 1 > lastUsable);
@@ -117,8 +113,8 @@ export function planGrow(input: GrowPlanInput): GrowPlan {
 
   let chosen: TablePartition | undefined;
   if (input.partition !== undefined) {
-    chosen = parts.find((p) => partitionNumberOf(p.node) === input.partition);
-    if (!chosen) throw new ImagepeError('NOT_FOUND', `the disk has no partition ${input.partition}`, { hint: `Its partitions are ${parts.map((p) => partitionNumberOf(p.node)).join(', ')}.` });
+    chosen = parts.find((p) => partitionNumber(p.node) === input.partition);
+    if (!chosen) throw new ImagepeError('NOT_FOUND', `the disk has no partition ${input.partition}`, { hint: `Its partitions are ${parts.map((p) => partitionNumber(p.node)).join(', ')}.` });
   } else {
     const candidates = parts.filter((p) => !isExtended(table, p));
     let i = candidates.length - 1;
@@ -126,7 +122,7 @@ export function planGrow(input: GrowPlanInput): GrowPlan {
     chosen = candidates[i];
     if (!chosen) throw new ImagepeError('NOT_FOUND', 'the disk has only an extended partition', { hint: 'There is nothing to grow.' });
   }
-  const number = partitionNumberOf(chosen.node);
+  const number = partitionNumber(chosen.node);
   if (isExtended(table, chosen)) throw new ImagepeError('UNSUPPORTED', `partition ${number} is an extended partition; grow a partition that holds a filesystem`);
   if (table.label === 'dos' && number > 4) {
     throw new ImagepeError('UNSUPPORTED', `partition ${number} is a logical partition inside an MBR extended partition; only primary partitions are grown`, {
@@ -148,7 +144,7 @@ export function planGrow(input: GrowPlanInput): GrowPlan {
   for (const p of [...after].reverse()) {
     const toStart = Math.floor((cursor - p.size) / grain) * grain;
     if (toStart > p.start) {
-      moves.push({ number: partitionNumberOf(p.node), size: p.size, fromStart: p.start, toStart });
+      moves.push({ number: partitionNumber(p.node), size: p.size, fromStart: p.start, toStart });
       cursor = toStart;
     } else {
       cursor = p.start;
@@ -213,7 +209,7 @@ async function growDevice(device: string, shown: string, options: GrowOptions): 
   const lastUsable = gpt ? totalSectors - 2 - gpt.entriesSectors : Math.min(totalSectors, 2 ** 32) - 1;
   if (table.label === 'dos' && totalSectors > 2 ** 32) notes.push(`an MBR table addresses only the first ${2 ** 32} sectors; the rest of the disk stays unused (GPT has no such limit)`);
 
-  const numbers = (table.partitions ?? []).map((p) => partitionNumberOf(p.node));
+  const numbers = (table.partitions ?? []).map((p) => partitionNumber(p.node));
   let nodes = await currentNodes(device, numbers, runOpts, true);
   const probes = new Map<number, Record<string, string>>();
   for (const n of numbers) if (!isExtended(table, byNumber(table, n))) probes.set(n, await probeFilesystem(nodes.get(n)!, runOpts));
@@ -274,7 +270,7 @@ async function growDevice(device: string, shown: string, options: GrowOptions): 
 }
 
 function byNumber(table: SfdiskTable, n: number): TablePartition {
-  return (table.partitions ?? []).find((p) => partitionNumberOf(p.node) === n)!;
+  return (table.partitions ?? []).find((p) => partitionNumber(p.node) === n)!;
 }
 
 /** From the primary GPT header: where it says the backup header is, and the sectors its partition entry array takes. */
@@ -401,7 +397,7 @@ async function verifyGrown(
   const after = await readTable(device, runOpts);
   const diffs: string[] = [];
   if (!after) throw new ImagepeError('VERIFY_FAILED', `${shown} has no partition table after growing`);
-  const want = new Map((before.partitions ?? []).map((p) => [partitionNumberOf(p.node), { ...p }]));
+  const want = new Map((before.partitions ?? []).map((p) => [partitionNumber(p.node), { ...p }]));
   want.get(plan.partition)!.size = plan.toSize;
   for (const m of plan.moves) want.get(m.number)!.start = m.toStart;
   for (const [n, w] of want) {

@@ -34,7 +34,7 @@ export { assertDiskFree, describeContents, partitionNodes, probeFilesystem, type
 export { chooseDisk, type ChooseDiskOptions, type ChosenDisk } from './choose.js';
 export { attachImageFile, detachLoop, withAttachedImage, type AttachOptions } from './loop.js';
 export { defaultSubvolume, listSubvolumes } from './btrfs.js';
-export { compareWithLayout, type SfdiskJson, type SfdiskTable } from './verify.js';
+export { compareWithLayout, partitionNumber, type SfdiskJson, type SfdiskTable } from './verify.js';
 export { parseLsblk, selectDisk, listDisks, describeDisk, type DiskCandidate, type SelectOptions, type DescribeOptions } from './disks.js';
 export { LayoutError, type Disk, type ResolvedLayout, type ResolvedPartition, type ResolvedVolumeGroup, type ResolvedLogicalVolume, type Result, type AppliedPartition } from './types.js';
 export { growToDisk, planGrow, currentNodes, filesystemBytes, type GrowOptions, type GrowResult, type GrowPlan, type GrowPlanInput, type MovedSwap } from './grow.js';

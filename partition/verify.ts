@@ -106,6 +106,7 @@ export function gptName(name: string): string {
   return name.replace(/["\\]/g, '_');
 }
 
-function partitionNumber(node: string): number {
+/** The number of a partition from its node as sfdisk names it: /dev/sda3 → 3, /dev/loop0p12 → 12, disk.img3 → 3. */
+export function partitionNumber(node: string): number {
   return Number(/(\d+)$/.exec(node)?.[1] ?? NaN);
 }

@@ -28,6 +28,15 @@ const ROOT_FS = new Set(['ext4', 'xfs', 'btrfs', 'ntfs', 'ext2', 'ext3']);
 const LINUX_ROOT_MARKERS = ['etc/os-release', 'usr/lib/os-release', 'sbin/init'];
 const WINDOWS_MARKERS = ['/Windows/System32', '/WINDOWS/system32'];
 
+/** A partition (or logical volume) as a candidate: its number, node and size, its GPT name, and blkid's TYPE and LABEL from `fs`. */
+export function sourceCandidate(number: number, node: string, sizeBytes: number, name: string | undefined, fs: Record<string, string>): SourceCandidate {
+  const c: SourceCandidate = { number, node, sizeBytes };
+  if (name) c.name = name;
+  if (fs.TYPE) c.fsType = fs.TYPE;
+  if (fs.LABEL) c.label = fs.LABEL;
+  return c;
+}
+
 /** "/dev/loop0p3 (partition 3 "root"): ext4 "rootfs", 512 MiB" */
 export function describeCandidate(c: SourceCandidate): string {
   const name = c.name ? ` "${c.name}"` : '';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ImagepeError, MiB } from '../../core/index.js';
 import type { VolumeIdentity } from '../system/references.js';
-import { FORMATS, GPT_TYPES, LayoutSchema, MBR_TYPES, layoutVolumes, type Format, type Layout, type LayoutInput, type PartitionTypeName, type SfdiskTable } from '../../partition/index.js';
+import { FORMATS, GPT_TYPES, LayoutSchema, MBR_TYPES, layoutVolumes, partitionNumber, type Format, type Layout, type LayoutInput, type PartitionTypeName, type SfdiskTable } from '../../partition/index.js';
 
 /** The image property the reference disk's layout is kept in, inside the WIM's XML. */
 export const LAYOUT_PROPERTY = 'IMAGEPE/LAYOUT';
@@ -234,10 +234,6 @@ function formatOf(fsType: string | undefined, captured: boolean, name: string, n
   }
   notes.push(`${name} holds ${fsType}, which layouts cannot make; recorded unformatted`);
   return 'none';
-}
-
-function partitionNumber(node: string): number {
-  return Number(/(\d+)$/.exec(node)?.[1] ?? NaN);
 }
 
 const RecordedVolumeSchema = z

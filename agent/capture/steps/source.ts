@@ -2,7 +2,7 @@ import { ImagepeError, mountsOf } from '../../../core/index.js';
 import * as partition from '../../../partition/index.js';
 import { defineStep, holdVolumeGroups, need } from '../../steps/index.js';
 import type { CaptureContext } from '../context.js';
-import { chooseSource, describeCandidate, holdsOperatingSystem, type SourceCandidate } from '../find-root.js';
+import { chooseSource, describeCandidate, holdsOperatingSystem, sourceCandidate, type SourceCandidate } from '../find-root.js';
 import { LV_KEY_BASE, partitionIdentities, recordLayout, type RecordVolumeGroup } from '../record-layout.js';
 import { mountSystemTree, readFstab, systemMounts, usedBytes as systemUsedBytes } from '../system-tree.js';
 
@@ -28,14 +28,14 @@ export const sourceStep = defineStep({
     const filesystems = new Map<number, Record<string, string>>();
     const candidates: SourceCandidate[] = [];
     if (table) {
-      const numbers = (table.partitions ?? []).map((p) => partitionNumber(p.node));
+      const numbers = (table.partitions ?? []).map((p) => partition.partitionNumber(p.node));
       const nodes = await partition.waitForPartitions(device, numbers, 15_000, io.runOpts);
       for (const p of table.partitions ?? []) {
-        const number = partitionNumber(p.node);
+        const number = partition.partitionNumber(p.node);
         const node = nodes.get(number)!;
         const fs = await partition.probeFilesystem(node, io.runOpts);
         filesystems.set(number, fs);
-        candidates.push(candidate(number, node, p.size * (table.sectorsize ?? disk.sectorSize), p.name, fs));
+        candidates.push(sourceCandidate(number, node, p.size * (table.sectorsize ?? disk.sectorSize), p.name, fs));
       }
       // LVM: each volume group on this disk's partitions activated (read-only unless the plan
       // generalizes, which writes), its logical volumes looked at like partitions.
@@ -58,7 +58,7 @@ export const sourceStep = defineStep({
           for (const lv of g.logicalVolumes) {
             const fs = await partition.probeFilesystem(lv.node, io.runOpts);
             filesystems.set(key, fs);
-            candidates.push({ ...candidate(key, lv.node, lv.sizeBytes, undefined, fs), lv: `${g.name}/${lv.name}` });
+            candidates.push({ ...sourceCandidate(key, lv.node, lv.sizeBytes, undefined, fs), lv: `${g.name}/${lv.name}` });
             lvs.push({ key, name: lv.name, sizeBytes: lv.sizeBytes });
             key++;
           }
@@ -68,7 +68,7 @@ export const sourceStep = defineStep({
       }
     } else {
       // A filesystem on the whole disk: captured as it is, with no layout to record.
-      candidates.push(candidate(1, device, disk.sizeBytes, undefined, await partition.probeFilesystem(device, io.runOpts)));
+      candidates.push(sourceCandidate(1, device, disk.sizeBytes, undefined, await partition.probeFilesystem(device, io.runOpts)));
     }
     const src = await chooseSource(candidates, ctx.plan.source.partition, ctx.diskShown, (c) => holdsOperatingSystem(c, io.runOpts));
     const mounts = await mountsOf(src.node);
@@ -128,15 +128,3 @@ export const sourceStep = defineStep({
     return `${describeCandidate(src)}${src.subvolume ? `, subvolume ${src.subvolume}` : ''}${ctx.systemMounts.length ? `, with ${ctx.systemMounts.map((m) => `${m.mount} (${m.candidate.node}${m.subvolume ? ` ${m.subvolume}` : ''})`).join(', ')}` : ''}${groups}`;
   },
 });
-
-function candidate(number: number, node: string, sizeBytes: number, name: string | undefined, fs: Record<string, string>): SourceCandidate {
-  const c: SourceCandidate = { number, node, sizeBytes };
-  if (name) c.name = name;
-  if (fs.TYPE) c.fsType = fs.TYPE;
-  if (fs.LABEL) c.label = fs.LABEL;
-  return c;
-}
-
-function partitionNumber(node: string): number {
-  return Number(/(\d+)$/.exec(node)?.[1] ?? NaN);
-}

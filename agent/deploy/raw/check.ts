@@ -1,5 +1,5 @@
 import { formatBytes, ImagepeError, pathKind } from '../../../core/index.js';
-import { expectedSha256 } from '../../../burn/index.js';
+import { expectedSha256, sha256FileHash } from '../../../burn/index.js';
 import * as raw from '../../../imaging/raw/index.js';
 import { defineStep, need } from '../../steps/index.js';
 import { confirmDisk, type DeployContext } from '../context.js';
@@ -57,8 +57,5 @@ async function sidecarOverHttp(url: URL, signal: AbortSignal | undefined): Promi
     await response?.body?.cancel();
     return undefined;
   }
-  const text = await response.text();
-  const hash = /^([0-9a-fA-F]{64})\b/m.exec(text.trim())?.[1];
-  if (!hash) throw new ImagepeError('INVALID_INPUT', `${at.href} holds no sha256 (expected 64 hexadecimal digits, as sha256sum writes)`, { hint: 'Publish the file sha256sum writes, or give source.sha256 in the plan.' });
-  return { hex: hash.toLowerCase(), source: at.href };
+  return { hex: sha256FileHash(await response.text(), at.href), source: at.href };
 }

@@ -19,7 +19,7 @@ export const growStep = defineStep({
     const wanted = ctx.plan.target.grow;
     // grow: none still moves a GPT's backup header to the end: where the image left it, mid-disk, firmware and tools report the table damaged.
     const resize = wanted !== 'none';
-    const number = wanted === undefined || !resize ? undefined : partitionNumberOf(table, wanted, ctx.plan.source.image);
+    const number = wanted === undefined || !resize ? undefined : growTarget(table, wanted, ctx.plan.source.image);
     const r = await partition.growToDisk(device, { resize, ...(number !== undefined ? { partition: number } : {}), ...(io.signal ? { signal: io.signal } : {}) });
     ctx.grown = r;
     for (const n of r.notes) io.info(`grow: ${n}`);
@@ -37,8 +37,8 @@ export const growStep = defineStep({
 });
 
 /** target.grow as a partition number of the image's table: a number, or a GPT partition name. */
-export function partitionNumberOf(table: partition.SfdiskTable, wanted: string, image: string): number {
-  const numbers = (table.partitions ?? []).map((p) => ({ number: Number(/(\d+)$/.exec(p.node)?.[1]), name: p.name }));
+export function growTarget(table: partition.SfdiskTable, wanted: string, image: string): number {
+  const numbers = (table.partitions ?? []).map((p) => ({ number: partition.partitionNumber(p.node), name: p.name }));
   const match = /^\d+$/.test(wanted) ? numbers.find((p) => p.number === Number(wanted)) : numbers.find((p) => p.name === wanted);
   if (!match) {
     throw new ImagepeError('NOT_FOUND', `target.grow: ${image} has no partition ${/^\d+$/.test(wanted) ? wanted : `named "${wanted}"`}; it has ${numbers.map((p) => `${p.number}${p.name ? ` "${p.name}"` : ''}`).join(', ') || 'none'}`, {

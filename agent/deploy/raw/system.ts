@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as partition from '../../../partition/index.js';
-import { holdsOperatingSystem, type SourceCandidate } from '../../capture/find-root.js';
+import { holdsOperatingSystem, sourceCandidate, type SourceCandidate } from '../../capture/find-root.js';
 import { partitionIdentities } from '../../capture/record-layout.js';
 import { mountSystemTree, readFstab, systemMounts } from '../../capture/system-tree.js';
 import { answersTo, parseReference, readTable as readFsTable } from '../../system/references.js';
@@ -25,18 +25,18 @@ export const rawSystemStep = defineStep({
     if (!table) return skipped('the image has no partition table');
     ctx.rawTable = table;
     const sectorSize = table.sectorsize ?? need(ctx.disk, 'the disk').sectorSize;
-    const numbers = (table.partitions ?? []).map((p) => numberOf(p.node));
+    const numbers = (table.partitions ?? []).map((p) => partition.partitionNumber(p.node));
     const nodes = await partition.waitForPartitions(device, numbers, 15_000, io.runOpts);
     const filesystems = new Map<number, Record<string, string>>();
     const candidates: SourceCandidate[] = [];
     for (const p of table.partitions ?? []) {
-      const number = numberOf(p.node);
+      const number = partition.partitionNumber(p.node);
       const fs = await partition.probeFilesystem(nodes.get(number)!, io.runOpts);
       filesystems.set(number, fs);
-      candidates.push({ number, node: nodes.get(number)!, sizeBytes: p.size * sectorSize, ...(p.name ? { name: p.name } : {}), ...(fs.TYPE ? { fsType: fs.TYPE } : {}), ...(fs.LABEL ? { label: fs.LABEL } : {}) });
+      candidates.push(sourceCandidate(number, nodes.get(number)!, p.size * sectorSize, p.name, fs));
     }
     const applied: partition.AppliedPartition[] = (table.partitions ?? []).map((p) => {
-      const number = numberOf(p.node);
+      const number = partition.partitionNumber(p.node);
       const fs = filesystems.get(number) ?? {};
       return {
         number,
@@ -63,7 +63,8 @@ export const rawSystemStep = defineStep({
     const first = await mountSystemTree(io, root, [], { readOnly: true, why: 'to read its fstab' });
     const fstab = await readFstab(first.dir);
     await first.release();
-    const found = systemMounts(fstab, candidates, partitionIdentities(table, filesystems), root);
+    const identities = partitionIdentities(table, filesystems);
+    const found = systemMounts(fstab, candidates, identities, root);
     for (const n of found.notes) io.info(n);
     for (const m of found.mounts) {
       const p = applied.find((a) => a.number === m.candidate.number)!;
@@ -71,7 +72,6 @@ export const rawSystemStep = defineStep({
       else p.mount = m.mount;
     }
     // What the tree does not mount (the ESP, swap) gets its mount point from its fstab line, for boot readiness.
-    const identities = partitionIdentities(table, filesystems);
     for (const e of readFsTable(fstab ?? '')) {
       const [spec, mount, type] = e.fields;
       const reference = spec ? parseReference(spec) : undefined;
@@ -87,7 +87,3 @@ export const rawSystemStep = defineStep({
     return `${root.node}${root.subvolume ? ` (subvolume ${root.subvolume})` : ''} holds the system${found.mounts.length ? `; its fstab mounts ${found.mounts.map((m) => m.mount).join(', ')} from this disk` : ''}`;
   },
 });
-
-function numberOf(node: string): number {
-  return Number(/(\d+)$/.exec(node)?.[1] ?? NaN);
-}
